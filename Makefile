@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine: `make train` and `make test`.
+# Both create or update the local virtual environment in .venv first (idempotent: it is
+# rebuilt only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test test-slow lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/python experiments/quickstart.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
