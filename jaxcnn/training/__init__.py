@@ -1,0 +1,28 @@
+"""Training: a pure ``TrainState``, jit-compiled steps, Optax optimizers, data parallelism.
+
+``make_train_step`` / ``make_eval_step`` build pure step functions; ``make_strategy`` wraps
+them for one device, ``pmap`` or a ``jit`` + ``NamedSharding`` mesh.
+"""
+
+from jaxcnn.training.losses import auxiliary_loss, cross_entropy, l2_penalty
+from jaxcnn.training.metrics import classification_sums, summarize
+from jaxcnn.training.optim import make_optimizer, make_schedule
+from jaxcnn.training.parallel import Strategy, make_strategy
+from jaxcnn.training.state import TrainState, create_train_state
+from jaxcnn.training.steps import make_eval_step, make_train_step
+
+__all__ = [
+    "Strategy",
+    "TrainState",
+    "auxiliary_loss",
+    "classification_sums",
+    "create_train_state",
+    "cross_entropy",
+    "l2_penalty",
+    "make_eval_step",
+    "make_optimizer",
+    "make_schedule",
+    "make_strategy",
+    "make_train_step",
+    "summarize",
+]

@@ -1,0 +1,155 @@
+"""Data parallelism three ways behind one interface: single device, ``pmap``, ``jit`` + mesh.
+
+A :class:`Strategy` owns the compiled steps and knows how to place the state and a batch:
+
+* ``"none"``: ``jax.jit`` on one device.
+* ``"pmap"``: the state is replicated, a batch of ``N`` is reshaped to ``[devices, N // devices,
+  ...]`` and the step averages gradients and BatchNorm statistics with ``lax.pmean`` over the
+  axis ``"batch"`` (models must pool BatchNorm statistics over it: ``bn_axis_name="batch"``).
+* ``"mesh"``: ``jax.jit`` with ``NamedSharding``: the state replicated (``P()``), the batch
+  split along the mesh axis ``"data"`` (``P("data")``). The step is the single-device step on
+  the global batch; XLA partitions it and inserts the all-reduces, so there is no ``pmean``
+  to get wrong. The same code runs multi-host: each process passes its own shard of the
+  global batch (``jax.make_array_from_process_local_data``).
+
+Note for ``shard_map`` users: with ``check_vma=True`` (the default) the gradient of a loss
+w.r.t. replicated parameters is already summed across the mapped axis; ``pmean``-ing it again
+would divide by the device count twice over. ``tests/training/test_parallel.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxcnn.training.state import TrainState
+from jaxcnn.training.steps import make_eval_step, make_train_step
+
+PARALLEL_MODES = ("none", "pmap", "mesh")
+PMAP_AXIS = "batch"
+MESH_AXIS = "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """Compiled steps plus the placement rules of one parallel mode.
+
+    Attributes:
+        mode: ``"none"``, ``"pmap"`` or ``"mesh"``.
+        num_devices: devices the global batch is split over.
+        train_step: ``(placed_state, placed_batch) -> (placed_state, metrics)``, donating the
+            state's buffers.
+        eval_step: ``(placed_state, placed_batch) -> sums``.
+        put_state: place a host ``TrainState`` for this mode.
+        get_state: bring it back as an ordinary (unreplicated) ``TrainState``.
+        put_batch: place a process-local numpy batch (the global batch when single-process).
+        get_metrics: metrics or sums as numpy scalars/arrays.
+    """
+
+    mode: str
+    num_devices: int
+    train_step: Callable
+    eval_step: Callable
+    put_state: Callable[[TrainState], Any]
+    get_state: Callable[[Any], TrainState]
+    put_batch: Callable[[dict[str, np.ndarray]], Any]
+    get_metrics: Callable[[Any], dict[str, np.ndarray]]
+
+
+def _check_divisible(batch: dict[str, np.ndarray], n: int, mode: str) -> None:
+    size = len(batch["label"])
+    if size % n:
+        raise ValueError(
+            f"parallel={mode!r}: the batch of {size} examples does not split over {n} devices; "
+            f"use a batch size divisible by {n}."
+        )
+
+
+def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
+                  **step_options: Any) -> Strategy:
+    """The :class:`Strategy` for ``mode`` (``"none"`` | ``"pmap"`` | ``"mesh"``).
+
+    ``step_options`` go to :func:`make_train_step` (``label_smoothing``, ``l2_weight_decay``,
+    ``aux_weights``). ``devices`` defaults to all devices (``jax.devices()``, every process's
+    for multi-host mesh runs; ``jax.local_devices()`` for pmap).
+
+    Example:
+        >>> s = make_strategy("mesh", num_classes=10)
+        >>> s.mode, s.num_devices == len(jax.devices())
+        ('mesh', True)
+    """
+    if mode == "none":
+        device = (devices or jax.local_devices())[0]
+        return Strategy(
+            mode, 1,
+            jax.jit(make_train_step(**step_options), donate_argnums=0),
+            jax.jit(make_eval_step(num_classes=num_classes)),
+            put_state=lambda s: jax.device_put(s, device),
+            get_state=lambda s: s,
+            put_batch=lambda b: jax.device_put(b, device),
+            get_metrics=lambda m: jax.tree_util.tree_map(np.asarray, m))
+    if mode == "pmap":
+        devices = devices or jax.local_devices()
+        n = len(devices)
+        train = jax.pmap(make_train_step(axis_name=PMAP_AXIS, **step_options),
+                         axis_name=PMAP_AXIS, devices=devices, donate_argnums=0)
+        evaluate = jax.pmap(make_eval_step(num_classes=num_classes, axis_name=PMAP_AXIS),
+                            axis_name=PMAP_AXIS, devices=devices)
+
+        # A leading device axis sharded over the devices: jax.device_put's replacement for the
+        # deprecated device_put_replicated / device_put_sharded.
+        stacked = NamedSharding(Mesh(np.asarray(devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+
+        def put_batch(batch):
+            _check_divisible(batch, n, mode)
+            return jax.device_put({k: np.asarray(v).reshape((n, -1) + np.shape(v)[1:])
+                                   for k, v in batch.items()}, stacked)
+
+        def put_state(state):
+            return jax.device_put(jax.tree_util.tree_map(
+                lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state), stacked)
+
+        return Strategy(
+            mode, n, train, evaluate,
+            put_state=put_state,
+            get_state=lambda s: jax.tree_util.tree_map(lambda x: x[0], s),
+            put_batch=put_batch,
+            get_metrics=lambda m: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), m))
+    if mode == "mesh":
+        devices = devices or jax.devices()
+        mesh = Mesh(np.asarray(devices), (MESH_AXIS,))
+        replicated = NamedSharding(mesh, P())
+        data = NamedSharding(mesh, P(MESH_AXIS))
+        n = len(devices)
+        train = jax.jit(make_train_step(**step_options), in_shardings=(replicated, data),
+                        out_shardings=(replicated, replicated), donate_argnums=0)
+        evaluate = jax.jit(make_eval_step(num_classes=num_classes),
+                           in_shardings=(replicated, data), out_shardings=replicated)
+
+        def put_batch(batch):
+            local = n // jax.process_count()
+            _check_divisible(batch, local, mode)
+            return {k: jax.make_array_from_process_local_data(data, np.asarray(v))
+                    for k, v in batch.items()}
+
+        def get_state(s):
+            # Replicated global arrays: every process holds a full copy of each leaf.
+            return jax.tree_util.tree_map(
+                lambda x: jnp.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x,
+                s)
+
+        return Strategy(
+            mode, n, train, evaluate,
+            put_state=lambda s: jax.device_put(s, replicated),
+            get_state=get_state,
+            put_batch=put_batch,
+            get_metrics=lambda m: jax.tree_util.tree_map(
+                lambda x: np.asarray(x.addressable_data(0)), m))
+    raise ValueError(f"unknown parallel mode {mode!r}; choose one of {', '.join(PARALLEL_MODES)}.")

@@ -1,0 +1,112 @@
+"""Pure train and eval steps. Parallel wrappers live in :mod:`jaxcnn.training.parallel`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn.training.losses import auxiliary_loss, l2_penalty
+from jaxcnn.training.metrics import classification_sums
+from jaxcnn.training.state import TrainState
+
+Batch = dict[str, jax.Array]
+
+
+def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.0,
+                    aux_weights: Sequence[float] = (1.0, 0.3, 0.3),
+                    axis_name: str | None = None
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """Build ``train_step(state, batch) -> (state, metrics)``: forward, backward, update.
+
+    ``batch`` is ``{"image": (N, H, W, C) float, "label": (N,) int}``. The loss is the mean
+    cross-entropy (with ``label_smoothing``), plus ``0.5 * l2_weight_decay * sum ||W||^2``
+    over kernels when decay is an L2 loss term, plus weighted auxiliary-head losses when the
+    model returns several outputs (GoogLeNet: ``aux_weights`` 1.0 / 0.3 / 0.3). Dropout keys
+    are ``fold_in(state.rng, step)``, so a step's randomness depends only on the state.
+
+    With ``axis_name`` (inside ``pmap`` or ``shard_map``), gradients, BatchNorm statistics and
+    metrics are averaged over that axis with ``lax.pmean``; the model's BatchNorm layers
+    should pool their statistics over the same axis. Under plain ``jit`` with sharded arrays
+    (the mesh path) leave ``axis_name=None``: the step is written for the global batch and XLA
+    inserts the collectives.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, flax.linen as nn
+        >>> from jaxcnn.training import create_train_state
+        >>> class Net(nn.Module):
+        ...     @nn.compact
+        ...     def __call__(self, x, train=False):
+        ...         return nn.Dense(3)(x.reshape(x.shape[0], -1))
+        >>> state = create_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0),
+        ...                            jnp.ones((4, 2, 2, 1)))
+        >>> batch = {"image": jnp.ones((4, 2, 2, 1)), "label": jnp.array([0, 1, 2, 0])}
+        >>> state, metrics = jax.jit(make_train_step())(state, batch)
+        >>> sorted(metrics), int(state.step)
+        (['accuracy', 'loss'], 1)
+    """
+    def loss_fn(params, state: TrainState, batch: Batch, rng):
+        outputs, new_vars = state.apply_fn(
+            _variables(params, state.batch_stats), batch["image"], train=True,
+            mutable=["batch_stats"], rngs={"dropout": rng})
+        loss, logits = auxiliary_loss(outputs, batch["label"], weights=aux_weights,
+                                      label_smoothing=label_smoothing)
+        if l2_weight_decay:
+            loss = loss + l2_penalty(params, l2_weight_decay)
+        return loss, (logits, new_vars.get("batch_stats", state.batch_stats))
+
+    def train_step(state: TrainState, batch: Batch):
+        rng = jax.random.fold_in(state.rng, state.step)
+        if axis_name is not None:
+            rng = jax.random.fold_in(rng, lax.axis_index(axis_name))  # distinct dropout per device
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, batch, rng)
+        metrics = {"loss": loss,
+                   "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+        if axis_name is not None:
+            grads, batch_stats, metrics = lax.pmean((grads, batch_stats, metrics), axis_name)
+        return state.apply_gradients(grads, batch_stats), metrics
+
+    return train_step
+
+
+def make_eval_step(*, num_classes: int, confusion: bool = True, axis_name: str | None = None
+                   ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
+    """Build ``eval_step(state, batch) -> sums`` (loss, top-1, top-5, count, confusion matrix).
+
+    Sums, not means, so they add up exactly over batches and devices; turn them into
+    accuracies with :func:`jaxcnn.training.metrics.summarize`. Examples whose ``"mask"`` entry
+    is 0 (padding of the last batch) are not counted.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, flax.linen as nn
+        >>> from jaxcnn.training import create_train_state
+        >>> class Net(nn.Module):
+        ...     @nn.compact
+        ...     def __call__(self, x, train=False):
+        ...         return nn.Dense(3)(x.reshape(x.shape[0], -1))
+        >>> state = create_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0),
+        ...                            jnp.ones((4, 2, 2, 1)))
+        >>> batch = {"image": jnp.ones((4, 2, 2, 1)), "label": jnp.array([0, 1, 2, 0])}
+        >>> int(make_eval_step(num_classes=3)(state, batch)["count"])
+        4
+    """
+    def eval_step(state: TrainState, batch: Batch):
+        outputs = state.apply_fn(_variables(state.params, state.batch_stats), batch["image"],
+                                 train=False)
+        logits = outputs[0] if isinstance(outputs, tuple | list) else outputs
+        sums = classification_sums(logits, batch["label"], num_classes,
+                                   mask=batch.get("mask"), confusion=confusion)
+        if axis_name is not None:
+            sums = lax.psum(sums, axis_name)
+        return sums
+
+    return eval_step
+
