@@ -135,8 +135,9 @@ def _padding(form, window):
 
 def _cases():
     for n in (1, 2, 3):
-        windows = (1, 2, 3, 4) if n < 3 else (1, 2, 3)
-        strides = STRIDES if n < 3 else (None, 2)
+        # 1-D gets the full grid; 2-D/3-D a subset (every case costs a compilation)
+        windows = (1, 2, 3, 4) if n < 3 else (2, 3)
+        strides = {1: STRIDES, 2: (None, 1, 3), 3: (None, 2)}[n]
         for w, s, pad, ceil in itertools.product(windows, strides, PADDINGS, (False, True)):
             # vary the window across dims so each dim is checked with its own parameters
             window = tuple(max(1, w - d % 2) for d in range(n))
@@ -160,23 +161,24 @@ def test_max_avg_lp_match_reference(n, window, stride, padding, ceil_mode):
             atol=1e-5, rtol=1e-5)
     if not ceil_mode:
         xp = np.abs(x) + 0.1
-        for p in (1, 2, 3.5):
+        for p in (3.5,):  # p=1, 2 in test_lp_pool_special_cases
             np.testing.assert_allclose(P.lp_pool(xp, p, **kw), ref_pool(xp, "lp", p=p, **kw),
                                        atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("dilation,stride,padding,ceil_mode", [
-    (2, 1, "VALID", False), (2, 2, 1, True), ((1, 3), (2, 1), "SAME", False),
-    ((2, 2), 3, [(1, 0), (2, 1)], True),
+@pytest.mark.parametrize("dilation,stride,padding,ceil_mode,grads", [
+    (2, 1, "VALID", False, True), (2, 2, 1, True, False), ((1, 3), (2, 1), "SAME", False, False),
+    ((2, 2), 3, [(1, 0), (2, 1)], True, True),
 ])
-def test_max_pool_dilation_matches_reference(dilation, stride, padding, ceil_mode):
-    x = rand((2, 9, 8, 2), seed=3)
+def test_max_pool_dilation_matches_reference(dilation, stride, padding, ceil_mode, grads):
+    x = rand((1, 9, 8, 2), seed=3)
     kw = dict(window=(2, 3), stride=stride, padding=padding, dilation=dilation,
               ceil_mode=ceil_mode)
     np.testing.assert_allclose(P.max_pool(x, **kw), ref_pool(x, "max", **kw), atol=1e-6)
-    with jax.enable_x64(True):
-        check_grads(lambda v: P.max_pool(v, **kw), (x.astype(np.float64),), order=1,
-                    modes=("rev",))
+    if grads:
+        with jax.enable_x64(True):
+            check_grads(lambda v: P.max_pool(v, **kw), (x.astype(np.float64),), order=1,
+                        modes=("rev",))
 
 
 # Worked out by hand from PyTorch's avg_pool2d_out_frame / max_pool loops: what
@@ -240,7 +242,6 @@ def test_avg_pool_gradient_is_upsampled_cotangent():
 
 
 @pytest.mark.parametrize("name,fn", [
-    ("max", lambda v: P.max_pool(v, 2, 1, padding="SAME")),
     ("max_ceil", lambda v: P.max_pool(v, 3, 2, padding=1, ceil_mode=True)),
     ("avg", lambda v: P.avg_pool(v, 3, 2, padding=1, ceil_mode=True, count_include_pad=False)),
     ("avg_incl", lambda v: P.avg_pool(v, 2, 1, padding="SAME")),
@@ -255,7 +256,7 @@ def test_avg_pool_gradient_is_upsampled_cotangent():
 def test_check_grads(name, fn):
     x = rand((1, 5, 6, 2), seed=10, low=0.2).astype(np.float64)  # positive: lp/stochastic
     with jax.enable_x64(True):
-        order = 1 if name.startswith("max") or name == "adaptive_max" else 2
+        order = 2 if name in ("avg", "avg_incl", "lp", "lp_frac", "adaptive_avg") else 1
         check_grads(fn, (jnp.asarray(x),), order=order, modes=("rev",))
 
 
@@ -286,7 +287,8 @@ def test_adaptive_pools_match_reference(in_sizes, out_sizes):
     x = rand((2, *in_sizes, 3), seed=13)
     np.testing.assert_allclose(P.adaptive_avg_pool(x, out_sizes),
                                ref_adaptive(x, out_sizes, "avg"), atol=1e-5)
-    np.testing.assert_array_equal(P.adaptive_max_pool(x, out_sizes),
+    adaptive_max = jax.jit(P.adaptive_max_pool, static_argnames="output_size")
+    np.testing.assert_array_equal(adaptive_max(x, out_sizes),
                                   ref_adaptive(x, out_sizes, "max").astype(np.float32))
 
 
@@ -305,10 +307,11 @@ def test_adaptive_int_and_none_output_size():
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_spatial_pyramid_pool(kind):
     levels = (1, 2, 4)
+    spp = jax.jit(P.spatial_pyramid_pool, static_argnames=("levels", "kind"))
     lengths = set()
     for hw in ((13, 13), (32, 32), (17, 9)):
         x = rand((2, *hw, 3), seed=sum(hw))
-        y = P.spatial_pyramid_pool(x, levels, kind)
+        y = spp(x, levels, kind)
         lengths.add(y.shape)
         glob = P.global_max_pool(x) if kind == "max" else P.global_avg_pool(x)
         np.testing.assert_allclose(y[:, :3], glob, atol=1e-6)
@@ -326,13 +329,16 @@ def test_spatial_pyramid_pool(kind):
 # ------------------------------------------------------------------------ stochastic pooling
 
 
-@pytest.mark.parametrize("shape,window,stride", [
-    ((2, 6, 3), 2, None), ((2, 6, 8, 3), 2, None), ((1, 7, 7, 2), 3, 2), ((1, 4, 6, 4, 2), 2, 1),
+@pytest.mark.parametrize("shape,window,stride,train", [
+    ((2, 6, 3), 2, None, False), ((2, 6, 8, 3), 2, None, True), ((1, 7, 7, 2), 3, 2, True),
+    ((1, 4, 6, 4, 2), 2, 1, False),
 ])
-def test_stochastic_pool_eval_and_samples(shape, window, stride):
+def test_stochastic_pool_eval_and_samples(shape, window, stride, train):
     x = np.maximum(rand(shape, seed=16), 0)      # post-ReLU: zeros and all-zero windows occur
     np.testing.assert_allclose(P.stochastic_pool(x, None, window, stride, train=False),
                                ref_stochastic_eval(x, window, stride), atol=1e-6)
+    if not train:
+        return
     y = np.asarray(P.stochastic_pool(x, jax.random.key(0), window, stride))
     n = x.ndim - 2
     win = (window,) * n
@@ -355,7 +361,7 @@ def test_stochastic_pool_sampling_frequencies():
 
 
 def test_stochastic_pool_deterministic_zero_and_negative_windows():
-    x = np.maximum(rand((2, 8, 8, 3), seed=17), 0)
+    x = np.maximum(rand((2, 6, 8, 3), seed=17), 0)
     key = jax.random.key(3)
     np.testing.assert_array_equal(P.stochastic_pool(x, key), P.stochastic_pool(x, key))
     assert not np.array_equal(P.stochastic_pool(x, key),
@@ -367,7 +373,7 @@ def test_stochastic_pool_deterministic_zero_and_negative_windows():
 
 
 def test_stochastic_pool_train_gradient_goes_to_sampled_element():
-    x = rand((1, 4, 4, 2), seed=18, low=0.1)
+    x = rand((2, 6, 8, 3), seed=18, low=0.1)
     key = jax.random.key(5)
     y = P.stochastic_pool(x, key)
     grad = np.asarray(jax.grad(lambda v: P.stochastic_pool(v, key).sum())(x))
@@ -396,10 +402,10 @@ FUNCS = {
 @pytest.mark.parametrize("name", FUNCS)
 def test_jit_vmap_and_bfloat16(name):
     fn = FUNCS[name]
-    x = rand((3, 2, 6, 7, 2), seed=19, low=0.0)
-    eager = np.stack([np.asarray(fn(xi)) for xi in x])
-    np.testing.assert_allclose(jax.jit(fn)(x[0]), eager[0], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(jax.vmap(fn)(x), eager, rtol=1e-6, atol=1e-6)
+    x = rand((3, 2, 6, 8, 3), seed=19, low=0.0)   # same shape as the stochastic tests: shared
+    eager = np.stack([np.asarray(fn(xi)) for xi in x])   # compilation caches
+    assert eager.dtype == np.float32
+    np.testing.assert_allclose(jax.jit(jax.vmap(fn))(x), eager, rtol=1e-6, atol=1e-6)
     xb = jnp.asarray(x[0], jnp.bfloat16)
     yb = fn(xb)
     assert yb.dtype == jnp.bfloat16
@@ -408,7 +414,7 @@ def test_jit_vmap_and_bfloat16(name):
 
 
 def test_stochastic_pool_vmap_over_keys_and_jit():
-    x = rand((1, 4, 4, 2), seed=20, low=0.0)
+    x = rand((2, 6, 8, 3), seed=20, low=0.0)
     keys = jax.random.split(jax.random.key(6), 3)
     f = jax.jit(P.stochastic_pool, static_argnames=("window", "stride", "train"))
     ys = jax.vmap(lambda k: f(x, k, window=2))(keys)
