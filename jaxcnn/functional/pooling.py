@@ -10,8 +10,8 @@ follow PyTorch exactly, so results match ``torch.nn.functional`` on the same (tr
 inputs.
 
 Every window must contain at least one input element: padding so large that a window lies
-entirely in the padding raises ``ValueError`` (PyTorch forbids it too) instead of returning
-``-inf`` or ``0 / 0``.
+entirely in the padding raises ``ValueError`` instead of returning ``-inf`` or ``0 / 0``
+(PyTorch is stricter still: it requires padding <= window / 2).
 """
 
 from __future__ import annotations
