@@ -1,0 +1,72 @@
+"""Name -> model factory registry: ``jaxcnn.models.create("resnet18", num_classes=10)``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import flax.linen as nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a model factory ``fn(num_classes=..., **options) -> nn.Module``.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> @register("tiny_example")
+        ... def tiny(num_classes=10):
+        ...     return nn.Dense(num_classes)
+        >>> "tiny_example" in list_models()
+        True
+        >>> unregister("tiny_example")
+    """
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered.")
+        _REGISTRY[name] = fn
+        return fn
+    return decorator
+
+
+def unregister(name: str) -> None:
+    """Remove a registered model (for tests and interactive use).
+
+    Example:
+        >>> unregister("no_such_model")
+    """
+    _REGISTRY.pop(name, None)
+
+
+def create(name: str, num_classes: int = 1000, **options) -> nn.Module:
+    """Build the model registered as ``name``.
+
+    Args:
+        name: one of :func:`list_models`.
+        num_classes: size of the classification head.
+        **options: forwarded to the model's factory (e.g. ``dtype``, ``cifar_stem``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> model = create("lenet5", num_classes=10)
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 32, 32, 1)))
+        >>> model.apply(variables, jnp.ones((2, 32, 32, 1))).shape
+        (2, 10)
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown model name {name!r}.{hint} "
+                         f"See jaxcnn.models.list_models() for all {len(_REGISTRY)} names.")
+    return _REGISTRY[name](num_classes=num_classes, **options)
+
+
+def list_models() -> list[str]:
+    """Sorted names of every registered model.
+
+    Example:
+        >>> "resnet50" in list_models()
+        True
+    """
+    return sorted(_REGISTRY)
