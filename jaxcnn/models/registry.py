@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -39,12 +41,16 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def create(name: str, num_classes: int = 1000, **options) -> nn.Module:
+def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = None,
+           **options) -> nn.Module:
     """Build the model registered as ``name``.
 
     Args:
         name: one of :func:`list_models`.
         num_classes: size of the classification head.
+        bn_axis_name: pool BatchNorm statistics over this ``pmap``/``shard_map`` axis
+            (synchronised BatchNorm), by binding ``axis_name`` into the model's ``norm``
+            factory. Models without a ``norm`` field have no BatchNorm and ignore it.
         **options: forwarded to the model's factory (e.g. ``dtype``, ``cifar_stem``).
 
     Example:
@@ -59,7 +65,12 @@ def create(name: str, num_classes: int = 1000, **options) -> nn.Module:
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown model name {name!r}.{hint} "
                          f"See jaxcnn.models.list_models() for all {len(_REGISTRY)} names.")
-    return _REGISTRY[name](num_classes=num_classes, **options)
+    model = _REGISTRY[name](num_classes=num_classes, **options)
+    if bn_axis_name is not None:
+        fields = {f.name for f in dataclasses.fields(model)}
+        if "norm" in fields and model.norm is not None:
+            model = model.clone(norm=functools.partial(model.norm, axis_name=bn_axis_name))
+    return model
 
 
 def list_models() -> list[str]:

@@ -68,6 +68,7 @@ class VGG(nn.Module):
         num_classes: size of ``predictions``; default 1000.
         batch_norm: BatchNorm (``block{i}_bn{j}``) between each convolution and its ReLU
             (torchvision's ``vgg*_bn``); default False.
+        norm: the normalization factory used when ``batch_norm``; default ``L.BatchNorm``.
         width: channels of the first block; default 64 (e.g. 8 for a fast test network).
         fc_features: width of fc1 and fc2; default 4096.
         dropout_rate: dropout after fc1 and fc2; default 0.5.
@@ -95,6 +96,7 @@ class VGG(nn.Module):
     stage_sizes: Sequence[int]
     num_classes: int = 1000
     batch_norm: bool = False
+    norm: Callable[..., nn.Module] = L.BatchNorm
     width: int = 64
     fc_features: int = 4096
     dropout_rate: float = 0.5
@@ -127,7 +129,7 @@ class VGG(nn.Module):
             for j in range(1, n_convs + 1):
                 x = L.Conv(features, 3, padding=1, dtype=self.dtype, name=f"block{i}_conv{j}")(x)
                 if self.batch_norm:
-                    x = L.BatchNorm(dtype=self.dtype, name=f"block{i}_bn{j}")(x, train=train)
+                    x = self.norm(dtype=self.dtype, name=f"block{i}_bn{j}")(x, train=train)
                 x = F.relu(x)
             x = L.MaxPool(2, name=f"block{i}_pool")(x)
         if not self.include_top:

@@ -43,7 +43,6 @@ def summarize(sums: dict[str, np.ndarray]) -> dict[str, float | list]:
 
     Example:
         >>> import numpy as np
-import optax
         >>> summarize({"loss_sum": np.float32(3.0), "correct": 1, "correct_top5": 2, "count": 2})
         {'loss': 1.5, 'accuracy': 0.5, 'top5_accuracy': 1.0, 'count': 2}
     """

@@ -68,7 +68,7 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
         ...         return nn.Dense(2)(x)
         >>> s = create_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0),
         ...                        jnp.ones((1, 3)))
-        >>> s.params["kernel"].shape, int(s.step)
+        >>> s.params["Dense_0"]["kernel"].shape, int(s.step)
         ((3, 2), 0)
     """
     if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):

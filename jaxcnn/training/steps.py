@@ -22,15 +22,18 @@ def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
 
 def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.0,
                     aux_weights: Sequence[float] = (1.0, 0.3, 0.3),
-                    axis_name: str | None = None
+                    axis_name: str | None = None,
+                    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch) -> (state, metrics)``: forward, backward, update.
 
     ``batch`` is ``{"image": (N, H, W, C) float, "label": (N,) int}``. The loss is the mean
     cross-entropy (with ``label_smoothing``), plus ``0.5 * l2_weight_decay * sum ||W||^2``
     over kernels when decay is an L2 loss term, plus weighted auxiliary-head losses when the
-    model returns several outputs (GoogLeNet: ``aux_weights`` 1.0 / 0.3 / 0.3). Dropout keys
-    are ``fold_in(state.rng, step)``, so a step's randomness depends only on the state.
+    model returns several outputs (GoogLeNet: ``aux_weights`` 1.0 / 0.3 / 0.3). ``augment``
+    (e.g. :func:`jaxcnn.augment.compose`) maps ``(key, images) -> images`` on the device before
+    the forward pass. Dropout and augmentation keys derive from ``fold_in(state.rng, step)``,
+    so a step's randomness depends only on the state.
 
     With ``axis_name`` (inside ``pmap`` or ``shard_map``), gradients, BatchNorm statistics and
     metrics are averaged over that axis with ``lax.pmean``; the model's BatchNorm layers
@@ -66,6 +69,9 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
         rng = jax.random.fold_in(state.rng, state.step)
         if axis_name is not None:
             rng = jax.random.fold_in(rng, lax.axis_index(axis_name))  # distinct dropout per device
+        if augment is not None:
+            rng, aug_rng = jax.random.split(rng)
+            batch = {**batch, "image": augment(aug_rng, batch["image"])}
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, batch, rng)
         metrics = {"loss": loss,

@@ -1,0 +1,110 @@
+"""Where training metrics go: JSON lines, TensorBoard event files, a PNG of the curves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLogger:
+    """Append metrics to ``<workdir>/metrics.jsonl`` and TensorBoard events (no TensorFlow).
+
+    TensorBoard files are written with ``tensorboardX``; scalars only. Only process 0 of a
+    multi-host run should log (pass ``enabled=False`` elsewhere).
+
+    Example:
+        >>> import tempfile
+        >>> with MetricsLogger(tempfile.mkdtemp()) as log:
+        ...     log.write(1, {"train_loss": 2.3})
+        ...     read_metrics(log.path)
+        [{'step': 1, 'train_loss': 2.3}]
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, enabled: bool = True,
+                 tensorboard: bool = True):
+        self.path = Path(workdir) / "metrics.jsonl"
+        self.enabled = enabled
+        self._writer = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                from tensorboardX import SummaryWriter
+
+                self._writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        """Record ``metrics`` (scalars, or lists such as per-class accuracy) at ``step``."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": int(step), **metrics}) + "\n")
+        if self._writer is not None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float):
+                    self._writer.add_scalar(name, value, int(step))
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file, in order.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.jsonl"
+        >>> _ = p.write_text('{"step": 1, "loss": 0.5}\\n')
+        >>> read_metrics(p)
+        [{'step': 1, 'loss': 0.5}]
+    """
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Save a PNG with loss (left) and accuracy (right) against step, train and eval.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = plot_curves([{"step": 1, "train_loss": 2.0, "train_accuracy": 0.1},
+        ...                    {"step": 2, "train_loss": 1.0, "eval_accuracy": 0.5}],
+        ...                   pathlib.Path(tempfile.mkdtemp()) / "curves.png")
+        >>> out.stat().st_size > 0
+        True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, kind in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for prefix in ("train", "eval"):
+            key = f"{prefix}_{kind}"
+            points = [(r["step"], r[key]) for r in records if key in r]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, marker="o" if prefix == "eval" else None,
+                        markersize=3, label=prefix)
+        ax.set_xlabel("step")
+        ax.set_ylabel(kind)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_acc.set_ylim(0, 1)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

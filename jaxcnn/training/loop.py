@@ -1,0 +1,205 @@
+"""The training loop: data, model, optimizer, parallel strategy, checkpoints, logging.
+
+One function, :func:`train`, driven by a config (``ml_collections.ConfigDict`` or any object
+with the fields of ``experiments/configs/default.py``). It resumes from the latest checkpoint
+in ``workdir`` automatically; since the data order is a function of ``(seed, epoch)`` and
+dropout keys of ``(rng, step)``, an interrupted and resumed run ends with the same bits as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn import models
+from jaxcnn.augment import compose
+from jaxcnn.training.checkpoint import Checkpointer
+from jaxcnn.training.logging import MetricsLogger, plot_curves, read_metrics
+from jaxcnn.training.metrics import summarize
+from jaxcnn.training.optim import make_optimizer, make_schedule
+from jaxcnn.training.parallel import PMAP_AXIS, make_strategy
+from jaxcnn.training.state import create_train_state
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _get(config: Any, name: str, default: Any = None) -> Any:
+    return config.get(name, default) if hasattr(config, "get") else getattr(config, name, default)
+
+
+def _load_data(config: Any):
+    from jaxcnn import data
+
+    kwargs = {"image_size": _get(config, "image_size")} if _get(config, "image_size") else {}
+    if config.dataset.startswith("fake_"):
+        from jaxcnn.data.fake import load_fake
+
+        return (load_fake(config.dataset, "train", **kwargs),
+                load_fake(config.dataset, _get(config, "eval_split", "test"), **kwargs))
+    train = data.load(config.dataset, "train", _get(config, "data_dir"), **kwargs)
+    test = data.load(config.dataset, _get(config, "eval_split", "test"),
+                     _get(config, "data_dir"), **kwargs)
+    return train, test
+
+
+def _build_model(config: Any, num_classes: int, parallel: str):
+    options = dict(_get(config, "model_options", {}) or {})
+    dtype = _get(config, "dtype", "float32")
+    if dtype not in _DTYPES:
+        raise ValueError(f"config.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
+    if dtype != "float32":
+        options["dtype"] = _DTYPES[dtype]
+    axis = PMAP_AXIS if parallel == "pmap" else None
+    return models.create(config.model, num_classes=num_classes, bn_axis_name=axis, **options)
+
+
+def _eval(strategy, state, dataset, batch_size: int) -> dict[str, Any]:
+    totals: dict[str, np.ndarray] = {}
+    # The last batch is padded to a full batch and masked, so every example counts once and
+    # the compiled eval step sees one shape.
+    for batch in dataset.batches(batch_size, shuffle=False, drop_remainder=False,
+                                 process_index=jax.process_index(),
+                                 process_count=jax.process_count()):
+        n = len(batch["label"])
+        pad = batch_size - n
+        batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) if pad else v
+                 for k, v in batch.items()}
+        batch["mask"] = (np.arange(batch_size) < n).astype(np.int32)
+        sums = strategy.get_metrics(strategy.eval_step(state, strategy.put_batch(batch)))
+        totals = sums if not totals else {k: totals[k] + sums[k] for k in totals}
+    return summarize(totals)
+
+
+def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
+          ) -> dict[str, Any]:
+    """Train ``config.model`` on ``config.dataset``; return the final evaluation metrics.
+
+    ``stop_after`` ends this invocation after that step with a checkpoint, as a preempted or
+    time-limited job would; running again resumes there.
+
+    Writes to ``workdir``: checkpoints (``checkpoints/``), ``metrics.jsonl``, TensorBoard
+    events, ``curves.png`` and ``final_metrics.json`` (also returned), which holds at least
+    ``eval_accuracy``, ``eval_loss``, ``steps`` and ``wall_s``.
+
+    Example:
+        >>> import tempfile
+        >>> from experiments.configs import default
+        >>> config = default.get_config()
+        >>> config.num_steps, config.eval_every_steps = 3, 0
+        >>> final = train(config, tempfile.mkdtemp())   # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    parallel = _get(config, "parallel", "none")
+    seed = int(_get(config, "seed", 0))
+    train_ds, test_ds = _load_data(config)
+    num_classes = train_ds.num_classes
+    batch_size = int(config.batch_size)
+    processes = jax.process_count()
+    if batch_size % processes:
+        raise ValueError(f"config.batch_size={batch_size} must be divisible by the "
+                         f"{processes} processes.")
+    local_batch = batch_size // processes
+    steps_per_epoch = train_ds.num_batches(local_batch, process_index=jax.process_index(),
+                                           process_count=processes)
+    if steps_per_epoch == 0:
+        raise ValueError(f"config.batch_size={batch_size} is larger than the {len(train_ds)} "
+                         f"training examples of {config.dataset!r}; use a smaller batch.")
+    num_steps = _get(config, "num_steps") or int(config.num_epochs * steps_per_epoch)
+
+    schedule = make_schedule(
+        _get(config, "schedule", "constant"), config.learning_rate, total_steps=num_steps,
+        warmup_steps=int(_get(config, "warmup_epochs", 0) * steps_per_epoch),
+        decay_rate=_get(config, "decay_rate", 0.1),
+        boundaries=[int(e * steps_per_epoch) for e in _get(config, "decay_epochs", ())])
+    weight_decay = float(_get(config, "weight_decay", 0.0))
+    decoupled = _get(config, "weight_decay_mode", "l2") == "decoupled"
+    tx = make_optimizer(config.optimizer, schedule, momentum=_get(config, "momentum", 0.9),
+                        weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                        clip_norm=_get(config, "grad_clip_norm"),
+                        rmsprop_decay=_get(config, "rmsprop_decay", 0.9))
+    model = _build_model(config, num_classes, parallel)
+    sample = jnp.zeros((1, *train_ds.image_shape), jnp.float32)
+    state = create_train_state(model, tx, jax.random.PRNGKey(seed), sample)
+    augment_config = _get(config, "augment", ()) or ()
+    strategy = make_strategy(
+        parallel, num_classes=num_classes,
+        augment=compose(list(augment_config)) if augment_config else None,
+        label_smoothing=_get(config, "label_smoothing", 0.0),
+        l2_weight_decay=0.0 if decoupled or config.optimizer == "adamw" else weight_decay)
+
+    is_main = jax.process_index() == 0
+    checkpointer = Checkpointer(workdir / "checkpoints",
+                                every_steps=int(_get(config, "checkpoint_every_steps", 1000)),
+                                keep=int(_get(config, "keep_checkpoints", 3)))
+    state = checkpointer.restore_latest(state)
+    first_step = int(state.step)
+    placed = strategy.put_state(state)
+    log_every = int(_get(config, "log_every_steps", 50))
+    eval_every = int(_get(config, "eval_every_steps", 0) or steps_per_epoch)
+    eval_batch = int(_get(config, "eval_batch_size", batch_size)) // processes
+
+    from jaxcnn.data import prefetch_to_device
+
+    def batches_from(step: int):
+        """Batches for steps ``step, step + 1, ...``: skip what an earlier run consumed."""
+        epoch, offset = divmod(step, steps_per_epoch)
+        for e in itertools.count(epoch):
+            it = train_ds.batches(local_batch, seed=seed, epoch=e,
+                                  process_index=jax.process_index(), process_count=processes)
+            yield from itertools.islice(it, offset if e == epoch else 0, None)
+
+    logger = MetricsLogger(workdir, enabled=is_main)
+    bar = tqdm(total=num_steps, initial=first_step, disable=not is_main, unit="step",
+               dynamic_ncols=True)
+    window_start, window_steps = time.perf_counter(), 0
+    step = first_step
+    batches = prefetch_to_device(batches_from(first_step), size=2, put=strategy.put_batch)
+    last_step = num_steps if stop_after is None else min(stop_after, num_steps)
+    for step in range(first_step + 1, last_step + 1):
+        placed, metrics = strategy.train_step(placed, next(batches))
+        window_steps += 1
+        if step % log_every == 0 or step == last_step:
+            m = strategy.get_metrics(metrics)  # the only host sync in the loop
+            rate = window_steps * batch_size / (time.perf_counter() - window_start)
+            record = {"train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
+                      "images_per_s": rate, "learning_rate": float(schedule(step - 1))}
+            logger.write(step, record)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                            acc=f"{record['train_accuracy']:.3f}", img_s=f"{rate:.0f}")
+            window_start, window_steps = time.perf_counter(), 0
+        bar.update(1)
+        if checkpointer.should_save(step):
+            checkpointer.save(strategy.get_state(placed))
+        if step % eval_every == 0 and step != last_step:
+            ev = _eval(strategy, placed, test_ds, eval_batch)
+            logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
+    bar.close()
+    final_state = strategy.get_state(placed)
+    checkpointer.save(final_state, force=True)
+    checkpointer.close()
+    ev = _eval(strategy, placed, test_ds, eval_batch)
+    final = {"eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"],
+             "eval_top5_accuracy": ev["top5_accuracy"], "steps": step,
+             "wall_s": round(time.perf_counter() - start, 3),
+             "resumed_from_step": first_step, "model": config.model,
+             "dataset": config.dataset, "parallel": parallel,
+             "per_class_accuracy": ev.get("per_class_accuracy")}
+    logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
+    logger.close()
+    if is_main:
+        (workdir / "final_metrics.json").write_text(json.dumps(final, indent=2))
+        (workdir / "confusion_matrix.json").write_text(json.dumps(ev.get("confusion_matrix")))
+        plot_curves(read_metrics(logger.path), workdir / "curves.png")
+    return final
