@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/python experiments/quickstart.py
+	$(BIN)/python -m experiments.train --config experiments/configs/default.py --workdir workdir/default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15

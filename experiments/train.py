@@ -13,7 +13,7 @@ also written to ``<workdir>/final_metrics.json``.
 import json
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
@@ -33,6 +33,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        # Orbax and TFDS log every checkpoint and file at INFO; the progress bar says enough.
+        logging.set_verbosity(logging.WARNING)
     from jaxcnn.training.distributed import initialize
 
     initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

@@ -54,7 +54,12 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                save_interval_steps=every_steps, max_to_keep=keep,
+                max_to_keep=keep,
+                # Orbax's default policy also saves whenever the directory is empty (every
+                # step until the first save); keep only the interval (and preemption saves).
+                save_decision_policy=ocp.checkpoint_managers.AnySavePolicy([
+                    ocp.checkpoint_managers.FixedIntervalPolicy(every_steps),
+                    ocp.checkpoint_managers.PreemptionCheckpointingPolicy()]),
                 # Synchronous saves: a preempted process must not exit with a save in flight.
                 enable_async_checkpointing=False))
 

@@ -101,7 +101,8 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         ax.set_xlabel("step")
         ax.set_ylabel(kind)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_lines():  # legend() on an empty panel warns
+            ax.legend()
     ax_acc.set_ylim(0, 1)
     fig.tight_layout()
     path = Path(path)

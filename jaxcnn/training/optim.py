@@ -92,22 +92,25 @@ def make_optimizer(name: str, schedule: float | Callable, *, momentum: float = 0
     if clip_norm is not None:
         parts.append(optax.clip_by_global_norm(clip_norm))
     eps_kw = {} if eps is None else {"eps": eps}
+    if name == "adamw":
+        parts.append(optax.adamw(schedule, weight_decay=weight_decay, mask=_decay_mask,
+                                 **eps_kw))
+        return optax.chain(*parts)
+    # Each optimizer is optax's own ``chain(direction, scale_by_learning_rate)`` (what
+    # ``optax.sgd`` / ``rmsprop`` / ``adam`` build), split so that decoupled decay goes between
+    # the two, as in ``optax.adamw``: added before the whole optimizer it would pass through
+    # the momentum / second-moment statistics, i.e. be coupled L2 decay.
     if name == "sgd":
-        base = optax.sgd(schedule)
-    elif name == "momentum":
-        base = optax.sgd(schedule, momentum=momentum)
-    elif name == "nesterov":
-        base = optax.sgd(schedule, momentum=momentum, nesterov=True)
+        direction = optax.identity()
+    elif name in ("momentum", "nesterov"):
+        direction = optax.trace(decay=momentum, nesterov=name == "nesterov")
     elif name == "rmsprop":
-        base = optax.rmsprop(schedule, decay=rmsprop_decay, **eps_kw)
+        direction = optax.scale_by_rms(decay=rmsprop_decay, **eps_kw)
     elif name == "adam":
-        base = optax.adam(schedule, **eps_kw)
-    elif name == "adamw":
-        base = optax.adamw(schedule, weight_decay=weight_decay, mask=_decay_mask, **eps_kw)
+        direction = optax.scale_by_adam(**eps_kw)
     else:
         raise _unknown("optimizer", name, OPTIMIZERS)
-    if decoupled_weight_decay and weight_decay and name != "adamw":
-        # Decoupled decay scaled by the learning rate, as AdamW does: add before the update.
-        parts.append(optax.add_decayed_weights(weight_decay, mask=_decay_mask))
-    parts.append(base)
+    decay = ([optax.add_decayed_weights(weight_decay, mask=_decay_mask)]
+             if decoupled_weight_decay and weight_decay else [])
+    parts.append(optax.chain(direction, *decay, optax.scale_by_learning_rate(schedule)))
     return optax.chain(*parts)
