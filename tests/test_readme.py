@@ -7,11 +7,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+def _python_blocks() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     assert blocks, "README.md has no python example"
-    return blocks[0]
+    return blocks
+
+
+def _readme_example() -> str:
+    return _python_blocks()[0]
 
 
 def test_readme_example_is_the_quickstart_script():
@@ -24,3 +27,8 @@ def test_quickstart_runs(capsys):
     out = capsys.readouterr().out
     assert "(8, 14, 14, 6) (5, 5, 1, 6) (28, 28, 1) 12" in out
     assert "parameters: 150" in out
+
+
+def test_every_other_readme_python_block_runs():
+    for block in _python_blocks()[1:]:
+        exec(compile(block, "README.md", "exec"), {})

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and print tables; results go to benchmarks/RESULTS.md."""
