@@ -63,3 +63,14 @@ def _restore(workdir):
     tree = ckpt._manager.restore(step, args=ocp.args.StandardRestore())
     ckpt.close()
     return tree
+
+
+@pytest.mark.parametrize("parallel", ["pmap", "mesh"])
+def test_parallel_modes_run_through_the_loop_with_batchnorm(tmp_path, data_dir, parallel):
+    """pmap binds the BatchNorm axis name into the model; mesh needs none. Both train."""
+    config = _config(data_dir, parallel=parallel, model="vgg11_bn", num_steps=4,
+                     eval_every_steps=0, log_every_steps=2)
+    config.model_options = {"width": 4, "fc_features": 16}
+    final = train(config, tmp_path)
+    assert final["steps"] == 4 and final["parallel"] == parallel
+    assert np.isfinite(final["eval_loss"])
