@@ -61,6 +61,30 @@ def _build_model(config: Any, num_classes: int, parallel: str):
     return models.create(config.model, num_classes=num_classes, bn_axis_name=axis, **options)
 
 
+@jax.jit
+def _track_nonfinite(first: jax.Array, metrics: dict[str, jax.Array], step: int) -> jax.Array:
+    """``first`` = (step, kind) of the first non-finite step so far; kind 1 loss, 2 grads.
+
+    Runs on the device every step so the host only looks at it at log and save points.
+    """
+    kind = jnp.where(jnp.max(metrics["nonfinite_loss"]) > 0, 1,
+                     jnp.where(jnp.max(metrics["nonfinite_grads"]) > 0, 2, 0))
+    return jnp.where((first[0] < 0) & (kind > 0), jnp.stack([step, kind]), first)
+
+
+def _check_nonfinite(first: jax.Array, mode: str, checkpointer: Checkpointer) -> None:
+    step, kind = (int(v) for v in jax.device_get(first))
+    if step < 0 or mode == "skip":
+        return
+    what = "loss" if kind == 1 else "gradients"
+    raise FloatingPointError(
+        f"training stopped: non-finite {what} (NaN or Inf) at step {step}. That step's update "
+        f"was not applied; the last checkpoint, step {checkpointer.latest_step()} in "
+        f"{checkpointer.directory}, is intact. Lower config.learning_rate, set "
+        f"config.grad_clip_norm, check the inputs for NaN, or set config.nonfinite='skip' to "
+        f"drop such steps and go on.")
+
+
 def _eval(strategy, state, dataset, batch_size: int) -> dict[str, Any]:
     totals: dict[str, np.ndarray] = {}
     # The last batch is padded to a full batch and masked, so every example counts once and
@@ -139,6 +163,9 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
         label_smoothing=_get(config, "label_smoothing", 0.0),
         l2_weight_decay=0.0 if decoupled or config.optimizer == "adamw" else weight_decay)
 
+    nonfinite = _get(config, "nonfinite", "stop")
+    if nonfinite not in ("stop", "skip"):
+        raise ValueError(f"config.nonfinite must be 'stop' or 'skip', got {nonfinite!r}.")
     is_main = jax.process_index() == 0
     checkpointer = Checkpointer(workdir / "checkpoints",
                                 every_steps=int(_get(config, "checkpoint_every_steps", 1000)),
@@ -167,13 +194,17 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     step = first_step
     batches = prefetch_to_device(batches_from(first_step), size=2, put=strategy.put_batch)
     last_step = num_steps if stop_after is None else min(stop_after, num_steps)
+    first_bad = jnp.asarray([-1, 0], jnp.int32)
     for step in range(first_step + 1, last_step + 1):
         placed, metrics = strategy.train_step(placed, next(batches))
+        first_bad = _track_nonfinite(first_bad, metrics, step)
         window_steps += 1
         if step % log_every == 0 or step == last_step:
+            _check_nonfinite(first_bad, nonfinite, checkpointer)
             m = strategy.get_metrics(metrics)  # the only host sync in the loop
             rate = window_steps * batch_size / (time.perf_counter() - window_start)
             record = {"train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
+                      "nonfinite_step": float(m["nonfinite_loss"] + m["nonfinite_grads"] > 0),
                       "images_per_s": rate, "learning_rate": float(schedule(step - 1))}
             logger.write(step, record)
             bar.set_postfix(loss=f"{record['train_loss']:.4f}",
@@ -181,6 +212,7 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
             window_start, window_steps = time.perf_counter(), 0
         bar.update(1)
         if checkpointer.should_save(step):
+            _check_nonfinite(first_bad, nonfinite, checkpointer)
             checkpointer.save(strategy.get_state(placed))
         if step % eval_every == 0 and step != last_step:
             ev = _eval(strategy, placed, test_ds, eval_batch)

@@ -35,6 +35,9 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
     the forward pass. Dropout and augmentation keys derive from ``fold_in(state.rng, step)``,
     so a step's randomness depends only on the state.
 
+    A step whose loss or gradients are not finite leaves params, optimizer state and BatchNorm
+    statistics unchanged and sets ``metrics["nonfinite_loss"]`` / ``["nonfinite_grads"]`` to 1.
+
     With ``axis_name`` (inside ``pmap`` or ``shard_map``), gradients, BatchNorm statistics and
     metrics are averaged over that axis with ``lax.pmean``; the model's BatchNorm layers
     should pool their statistics over the same axis. Under plain ``jit`` with sharded arrays
@@ -53,7 +56,7 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
         >>> batch = {"image": jnp.ones((4, 2, 2, 1)), "label": jnp.array([0, 1, 2, 0])}
         >>> state, metrics = jax.jit(make_train_step())(state, batch)
         >>> sorted(metrics), int(state.step)
-        (['accuracy', 'loss'], 1)
+        (['accuracy', 'loss', 'nonfinite_grads', 'nonfinite_loss'], 1)
     """
     def loss_fn(params, state: TrainState, batch: Batch, rng):
         outputs, new_vars = state.apply_fn(
@@ -78,7 +81,22 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
                    "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
         if axis_name is not None:
             grads, batch_stats, metrics = lax.pmean((grads, batch_stats, metrics), axis_name)
-        return state.apply_gradients(grads, batch_stats), metrics
+        # A NaN/Inf loss or gradient never reaches the parameters: the update is dropped on the
+        # device (the step still counts) and flagged, so the loop can stop or skip without a
+        # host sync per step.
+        loss_ok = jnp.isfinite(metrics["loss"])
+        grads_ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g))
+                                        for g in jax.tree_util.tree_leaves(grads)]))
+        ok = loss_ok & grads_ok
+        new_state = state.apply_gradients(grads, batch_stats)
+        kept = jax.tree_util.tree_map(lambda new, old: jnp.where(ok, new, old),
+                                      (new_state.params, new_state.opt_state,
+                                       new_state.batch_stats),
+                                      (state.params, state.opt_state, state.batch_stats))
+        new_state = new_state.replace(params=kept[0], opt_state=kept[1], batch_stats=kept[2])
+        metrics["nonfinite_loss"] = (~loss_ok).astype(jnp.float32)
+        metrics["nonfinite_grads"] = (~grads_ok).astype(jnp.float32)
+        return new_state, metrics
 
     return train_step
 
