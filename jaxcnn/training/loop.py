@@ -9,8 +9,12 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -83,6 +87,24 @@ def _check_nonfinite(first: jax.Array, mode: str, checkpointer: Checkpointer) ->
         f"{checkpointer.directory}, is intact. Lower config.learning_rate, set "
         f"config.grad_clip_norm, check the inputs for NaN, or set config.nonfinite='skip' to "
         f"drop such steps and go on.")
+
+
+@contextlib.contextmanager
+def _preemption_flag():
+    """Yield an Event set by SIGTERM (a scheduler's preemption notice) during the block.
+
+    The loop checks it between steps, saves a checkpoint and exits with status 143, so a
+    preempted job resumes where it stopped. Only the main thread can own signal handlers.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _eval(strategy, state, dataset, batch_size: int) -> dict[str, Any]:
@@ -195,28 +217,39 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     batches = prefetch_to_device(batches_from(first_step), size=2, put=strategy.put_batch)
     last_step = num_steps if stop_after is None else min(stop_after, num_steps)
     first_bad = jnp.asarray([-1, 0], jnp.int32)
-    for step in range(first_step + 1, last_step + 1):
-        placed, metrics = strategy.train_step(placed, next(batches))
-        first_bad = _track_nonfinite(first_bad, metrics, step)
-        window_steps += 1
-        if step % log_every == 0 or step == last_step:
-            _check_nonfinite(first_bad, nonfinite, checkpointer)
-            m = strategy.get_metrics(metrics)  # the only host sync in the loop
-            rate = window_steps * batch_size / (time.perf_counter() - window_start)
-            record = {"train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
-                      "nonfinite_step": float(m["nonfinite_loss"] + m["nonfinite_grads"] > 0),
-                      "images_per_s": rate, "learning_rate": float(schedule(step - 1))}
-            logger.write(step, record)
-            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
-                            acc=f"{record['train_accuracy']:.3f}", img_s=f"{rate:.0f}")
-            window_start, window_steps = time.perf_counter(), 0
-        bar.update(1)
-        if checkpointer.should_save(step):
-            _check_nonfinite(first_bad, nonfinite, checkpointer)
-            checkpointer.save(strategy.get_state(placed))
-        if step % eval_every == 0 and step != last_step:
-            ev = _eval(strategy, placed, test_ds, eval_batch)
-            logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
+    with _preemption_flag() as preempted:
+        for step in range(first_step + 1, last_step + 1):
+            placed, metrics = strategy.train_step(placed, next(batches))
+            first_bad = _track_nonfinite(first_bad, metrics, step)
+            window_steps += 1
+            if step % log_every == 0 or step == last_step:
+                _check_nonfinite(first_bad, nonfinite, checkpointer)
+                m = strategy.get_metrics(metrics)  # the only host sync in the loop
+                rate = window_steps * batch_size / (time.perf_counter() - window_start)
+                record = {"train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
+                          "nonfinite_step": float(m["nonfinite_loss"] + m["nonfinite_grads"] > 0),
+                          "images_per_s": rate, "learning_rate": float(schedule(step - 1))}
+                logger.write(step, record)
+                bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                                acc=f"{record['train_accuracy']:.3f}", img_s=f"{rate:.0f}")
+                window_start, window_steps = time.perf_counter(), 0
+            bar.update(1)
+            if checkpointer.should_save(step):
+                _check_nonfinite(first_bad, nonfinite, checkpointer)
+                checkpointer.save(strategy.get_state(placed))
+            if step % eval_every == 0 and step != last_step:
+                ev = _eval(strategy, placed, test_ds, eval_batch)
+                logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
+            if preempted.is_set():
+                _check_nonfinite(first_bad, nonfinite, checkpointer)
+                checkpointer.save(strategy.get_state(placed), force=True)
+                checkpointer.close()
+                logger.close()
+                bar.close()
+                print(f"SIGTERM: saved a checkpoint at step {step} in "
+                      f"{checkpointer.directory}; rerun the same command to resume.",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(143)
     bar.close()
     final_state = strategy.get_state(placed)
     checkpointer.save(final_state, force=True)
