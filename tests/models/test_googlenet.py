@@ -17,26 +17,15 @@ from jaxcnn.models.googlenet import (
     googlenet,
     googlenet_loss_weights,
 )
+from tests.models._zoo1_helpers import numpy_variables
 
 NATIVE = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
 KEY = jax.random.key(0)
 
 
 def numpy_init(module, x, seed=0):
-    """LeCun-normal kernels, unit scales, zero biases, from numpy: a real ``init`` of a network
-    this size spends minutes compiling the truncated-normal initializers on CPU."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name in ("scale", "var"):
-            return jnp.ones(leaf.shape, leaf.dtype)
-        if name in ("bias", "mean"):
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        fan_in = np.prod(leaf.shape[:-1])
-        return jnp.asarray(rng.standard_normal(leaf.shape) / np.sqrt(fan_in), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(module.init, KEY, x))
+    """Parameters drawn in numpy: a real ``init`` mostly compiles random initializers on CPU."""
+    return numpy_variables(module, x, seed)
 
 
 def small_batch(size=32, n=4, classes=5, seed=0):

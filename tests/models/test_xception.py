@@ -12,26 +12,15 @@ import jaxcnn
 from jaxcnn import layers as L
 from jaxcnn.models import create, list_models
 from jaxcnn.models.xception import Xception, xception
+from tests.models._zoo1_helpers import numpy_variables
 
 NATIVE = jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32)
 KEY = jax.random.key(0)
 
 
 def numpy_init(module, x, seed=0):
-    """LeCun-normal kernels, unit scales, zero biases, from numpy: a real ``init`` spends most
-    of its time compiling the random initializers on CPU."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name in ("scale", "var"):
-            return jnp.ones(leaf.shape, leaf.dtype)
-        if name in ("bias", "mean"):
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        fan_in = np.prod(leaf.shape[:-1])
-        return jnp.asarray(rng.standard_normal(leaf.shape) / np.sqrt(fan_in), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, jax.eval_shape(module.init, KEY, x))
+    """Parameters drawn in numpy: a real ``init`` mostly compiles random initializers on CPU."""
+    return numpy_variables(module, x, seed)
 
 
 def small_model(**kwargs):
