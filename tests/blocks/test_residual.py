@@ -12,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from jaxcnn import layers as L
 from jaxcnn.blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
+from tests.blocks._helpers import init as randomize
 
 EPS = 1e-5  # L.BatchNorm's default epsilon
 
@@ -67,24 +68,6 @@ def reference(block, variables, x):
     return conv("conv3", y, 1, 0) + short
 
 
-def randomize(block, x, seed):
-    """Random params and running statistics (var > 0), so the eval path is fully exercised.
-
-    Shapes come from ``jax.eval_shape(block.init)``: compiling Flax's initializers for every
-    kernel shape would dominate the runtime of this file.
-    """
-    variables = jax.eval_shape(block.init, jax.random.key(0), x)
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name == "var":
-            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), leaf.dtype)
-        if name == "scale":
-            return jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape), leaf.dtype)
-        return jnp.asarray(0.3 * rng.standard_normal(leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, variables)
 
 
 BLOCKS = [

@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from jaxcnn import layers as L
 from jaxcnn.blocks import EntryFlowBlock, ExitFlowBlock, MiddleFlowBlock
+from tests.blocks._helpers import init
 
 EPS = 1e-3  # Keras' BatchNormalization epsilon
 
@@ -66,24 +67,6 @@ def reference(block, variables, x):
     return np_maxpool_same(y) + residual
 
 
-def randomize(variables, seed):
-    """Random params and running statistics (var > 0) so the eval path is fully exercised."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name == "var":
-            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), leaf.dtype)
-        if name == "scale":
-            return jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape), leaf.dtype)
-        return jnp.asarray(0.3 * rng.standard_normal(leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, variables)
-
-
-def init(module, x, seed=0):
-    """Random variables for input ``x``: shapes from ``eval_shape``, values from numpy."""
-    return randomize(jax.eval_shape(module.init, jax.random.key(0), x), seed)
 
 
 def random_x(shape, seed=0):
