@@ -12,6 +12,7 @@ also written to ``<workdir>/final_metrics.json``.
 
 import json
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -27,23 +28,60 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes",
                                       "Number of processes (hosts).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS_ID", "0")),
                                    "This process's index.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout_seconds", 60,
+    "Multi-host: a process silent this long is declared dead and every other process exits "
+    "with an error instead of hanging.")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+    "initialization_timeout", 300, "Multi-host: seconds to wait for all processes at start-up.")
+_SHUTDOWN_TIMEOUT = flags.DEFINE_integer(
+    "shutdown_timeout_seconds", 60, "Multi-host: seconds to wait for all processes at exit.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _config():
+    """The parsed config; a missing ``--config`` file is a usage error with a "did you mean"."""
+    from experiments.configs import config_file
+
+    try:
+        config_file(config_flags.get_config_filename(flags.FLAGS["config"]))
+    except ValueError as err:
+        raise app.UsageError(f"--config: {err}") from None
+    return _CONFIG.value
+
+
+def _parse_flags(argv):
+    """absl's parser; a ``--config.FIELD`` override of a field that does not exist is a usage
+    error with ml_collections' "did you mean", not a traceback."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except (AttributeError, KeyError) as err:
+        inner = err.args[0] if err.args else err
+        text = inner.args[0] if isinstance(inner, KeyError) and inner.args else str(inner)
+        text = " ".join(str(text).split())
+        print(f"FATAL Flags parsing error: --config.* override of a field that does not "
+              f"exist: {text} See the fields of the --config file.", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = _config()
     if not flags.FLAGS["verbosity"].present:
         # Orbax and TFDS log every checkpoint and file at INFO; the progress bar says enough.
         logging.set_verbosity(logging.WARNING)
     from jaxcnn.training.distributed import initialize
 
-    initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+               initialization_timeout=_INIT_TIMEOUT.value,
+               heartbeat_timeout_seconds=_HEARTBEAT.value,
+               shutdown_timeout_seconds=_SHUTDOWN_TIMEOUT.value)
     from jaxcnn.training.loop import train
 
-    final = train(_CONFIG.value, _WORKDIR.value)
+    final = train(config, _WORKDIR.value)
     print(json.dumps(final))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -75,6 +75,19 @@ def _check_image(image: Any, name: str = "image") -> None:
     check_float(image, name)
 
 
+def _check_key(key: Any) -> None:
+    """A typed key (``jax.random.key``) or a raw ``uint32[2]`` one (``jax.random.PRNGKey``).
+
+    jax alone says ``invalid PRNG key data ... Got 0`` for a seed passed where a key belongs.
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jnp.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,))):
+        return
+    raise TypeError(f"`key` must be a jax.random key, e.g. `jax.random.key(seed)` (split it per "
+                    f"call), got {key!r}.")
+
+
 def _compute_dtype(dtype: Any) -> Any:
     # bfloat16/float16 coordinates and interpolation weights are too coarse for 224-px images.
     return jnp.promote_types(dtype, jnp.float32)
@@ -238,6 +251,7 @@ def random_flip(key: jax.Array, image: jax.Array, horizontal: bool = True,
         (4, 4, 3)
     """
     _check_image(image)
+    _check_key(key)
     if isinstance(p, int | float) and not 0.0 <= p <= 1.0:
         raise ValueError(f"`p` must be a probability in [0, 1], got {p!r}.")
     flip_lr, flip_ud = jax.random.bernoulli(key, p, (2,))
@@ -277,6 +291,7 @@ def random_crop(key: jax.Array, image: jax.Array, size: int | Sequence[int] | No
         (24, 24, 3)
     """
     _check_image(image)
+    _check_key(key)
     h, w, c = image.shape
     pad_h, pad_w = normalize_tuple(padding, 2, "padding", minimum=0)
     out_h, out_w = (h, w) if size is None else normalize_tuple(size, 2, "size")
@@ -347,6 +362,7 @@ def random_translate(key: jax.Array, image: jax.Array, max_shift: int | Sequence
         (8, 8, 1)
     """
     _check_image(image)
+    _check_key(key)
     max_y, max_x = normalize_tuple(max_shift, 2, "max_shift", minimum=0)
     dy, dx = _randint_pair(key, (-max_y, -max_x), (max_y, max_x))
     return translate(image, dy, dx, fill)
@@ -398,6 +414,7 @@ def random_rotate(key: jax.Array, image: jax.Array,
         (8, 8, 3)
     """
     _check_image(image)
+    _check_key(key)
     lo, hi = (-degrees, degrees) if isinstance(degrees, int | float) else degrees
     lo, hi = _check_range((lo, hi), "degrees")
     return rotate(image, _uniform(key, lo, hi), fill)
@@ -445,6 +462,7 @@ def random_zoom(key: jax.Array, image: jax.Array,
         (8, 8, 3)
     """
     _check_image(image)
+    _check_key(key)
     lo, hi = _check_range(scale_range, "scale_range", low=0.0)
     if lo <= 0:
         raise ValueError(f"`scale_range` must be positive, got {scale_range!r}.")
@@ -477,10 +495,12 @@ def cutout(key: jax.Array, image: jax.Array, size: int | Sequence[int],
         ((32, 32, 3), True)
     """
     _check_image(image)
+    _check_key(key)
     h, w = image.shape[:2]
     size_h, size_w = normalize_tuple(size, 2, "size")
     if size_h > h or size_w > w:
-        raise ValueError(f"cutout `size` {(size_h, size_w)} is larger than the image {(h, w)}.")
+        raise ValueError(f"cutout `size` {(size_h, size_w)} is larger than the image {(h, w)}; "
+                         f"use a size of at most {(h, w)}.")
     cy, cx = _randint_pair(key, (0, 0), (h - 1, w - 1))
     top, left = cy - size_h // 2, cx - size_w // 2
     rows, cols = jnp.arange(h), jnp.arange(w)
@@ -520,6 +540,7 @@ def mixup(key: jax.Array, images: jax.Array, labels: jax.Array, alpha: float = 0
     """
     check_rank(images, "images", (2, 3, 4, 5), "(N, ...) e.g. (N, H, W, C)")
     check_float(images, "images")
+    _check_key(key)
     check_rank(labels, "labels", 2, "(N, K) one-hot or soft labels")
     if not jnp.issubdtype(labels.dtype, jnp.floating):
         raise TypeError(f"`labels` must be float one-hot/soft labels of shape (N, K), got dtype "
@@ -756,6 +777,7 @@ def color_jitter(key: jax.Array, image: jax.Array,
         ((8, 8, 3), dtype('float32'))
     """
     _check_color(image)
+    _check_key(key)
     ranges = [
         _jitter_range(brightness, "brightness", 1.0, 0.0, math.inf, True),
         _jitter_range(contrast, "contrast", 1.0, 0.0, math.inf, True),
@@ -827,7 +849,9 @@ def resized_crop(image: jax.Array, top: float | jax.Array, left: float | jax.Arr
         if height <= 0 or width <= 0:
             raise ValueError(f"crop box `height` and `width` must be > 0, got {box}.")
         if top < 0 or left < 0 or top + height > h or left + width > w:
-            raise ValueError(f"crop box {box} is not inside the image of size {(h, w)}.")
+            raise ValueError(f"crop box {box} is not inside the image of size {(h, w)}; the box "
+                             f"must have top, left >= 0, top + height <= {h} and "
+                             f"left + width <= {w}.")
     return _resize_box(image, top, left, height, width, (out_h, out_w), antialias)
 
 
@@ -870,6 +894,7 @@ def random_resized_crop_params(key: jax.Array, height: int, width: int,
         >>> bool(0 < h <= 32 and 0 < w <= 32 and top + h <= 32 and left + w <= 32)
         True
     """
+    _check_key(key)
     height, width = normalize_tuple((height, width), 2, "(height, width)")
     s_lo, s_hi = _check_range(scale, "scale", low=0.0)
     r_lo, r_hi = _check_range(ratio, "ratio", low=0.0)
@@ -1010,7 +1035,8 @@ def _make_stage(position: int, entry: Any) -> _Stage:
             raise TypeError(f"missing required arguments {missing}")
     except TypeError as err:
         raise TypeError(f"bad arguments for augmentation {name!r} at config position "
-                        f"{position}: {err}; signature is {name}{signature}.") from None
+                        f"{position}: {err}; pass the keyword arguments of its signature "
+                        f"{name}{signature}.") from None
     op = functools.partial(fn, **kwargs)
 
     if fn in _BATCH:
@@ -1069,6 +1095,7 @@ def compose(config: Sequence[str | tuple[str, dict[str, Any]]]
     stages = [_make_stage(i, entry) for i, entry in enumerate(config)]
 
     def apply(key: jax.Array, images: jax.Array, labels: jax.Array | None = None):
+        _check_key(key)
         check_rank(images, "images", 4, "(N, H, W, C)")
         check_float(images, "images")
         if labels is not None and jnp.shape(labels)[:1] != images.shape[:1]:

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcnn.functional._checks import check_float, check_rank
+from jaxcnn.functional._checks import check_float, check_labels, check_rank
 from jaxcnn.training import TrainState, create_train_state, make_train_step
 
 __all__ = [
@@ -164,6 +164,10 @@ def ensemble_variables(state: TrainState) -> dict[str, Any]:
         >>> sorted(ensemble_variables(s))
         ['params']
     """
+    if not (hasattr(state, "params") and hasattr(state, "batch_stats")):
+        raise TypeError(f"`state` must be a TrainState (from create_ensemble_state), got "
+                        f"{type(state).__name__}; stacked variables from init_members go to "
+                        f"predict directly.")
     if state.batch_stats:
         return {"params": state.params, "batch_stats": state.batch_stats}
     return {"params": state.params}
@@ -295,8 +299,8 @@ def majority_vote(preds: Array, num_classes: int) -> Array:
     """Plurality vote of K members' labels; ties go to the lowest class index.
 
     Formula: ``vote[i] = argmax_c sum_k [preds[k, i] == c]``, the first maximum on ties (so
-    members voting ``1, 2, 1, 2`` give ``1``). Labels outside ``[0, num_classes)`` count for
-    no class (they cannot be checked under ``jit``).
+    members voting ``1, 2, 1, 2`` give ``1``). Labels outside ``[0, num_classes)`` raise when
+    ``preds`` is concrete; under ``jit`` they cannot be checked and count for no class.
 
     Args:
         preds: integer labels ``(K, N)``, e.g. ``jnp.argmax(logits, -1)`` of :func:`predict`.
@@ -318,6 +322,7 @@ def majority_vote(preds: Array, num_classes: int) -> Array:
     if not jnp.issubdtype(jnp.asarray(preds).dtype, jnp.integer):
         raise TypeError(f"`preds` must hold integer labels, got dtype {jnp.asarray(preds).dtype}; "
                         "take `jnp.argmax(logits, -1)` first.")
+    check_labels(preds, num_classes, "preds")
     counts = jax.nn.one_hot(preds, num_classes, dtype=jnp.int32).sum(axis=0)  # (N, C)
     return jnp.argmax(counts, axis=-1).astype(jnp.int32)  # argmax picks the first maximum
 

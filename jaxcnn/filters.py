@@ -165,6 +165,10 @@ def laplacian(diagonal: bool = False) -> jnp.ndarray:
         >>> float(laplacian(diagonal=True).sum())
         0.0
     """
+    if not isinstance(diagonal, bool | np.bool_):
+        # Any non-empty string is truthy: laplacian("no") would silently be the 8-neighbour one.
+        raise TypeError(f"`diagonal` must be a bool (include the diagonal neighbours), got "
+                        f"{diagonal!r}.")
     k = np.ones((3, 3)) if diagonal else np.array([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]])
     k[1, 1] = -k.sum() + k[1, 1]
     return jnp.asarray(k, jnp.float32)

@@ -58,7 +58,8 @@ def _compile(patterns: str | Iterable[str] | None, name: str) -> list[re.Pattern
         try:
             compiled.append(re.compile(p))
         except re.error as e:
-            raise ValueError(f"`{name}` has an invalid regular expression {p!r}: {e}.") from e
+            raise ValueError(f"`{name}` has an invalid regular expression {p!r}: {e}; use "
+                             f"re.escape for literal text.") from e
     return compiled
 
 
@@ -76,8 +77,8 @@ def _labels(tree: Any, rules: Sequence[tuple[str, list[re.Pattern], str]], defau
     for arg, compiled, _ in rules:
         for p in compiled:
             if not any(p.search(path) for path in paths):
-                raise ValueError(f"`{arg}` pattern {p.pattern!r} matches no parameter path; "
-                                 f"paths are: {', '.join(paths)}.")
+                raise ValueError(f"`{arg}` pattern {p.pattern!r} matches no parameter path; it "
+                                 f"must match one of: {', '.join(paths)}.")
 
     def label(path: str) -> str:
         for _, compiled, lab in rules:
@@ -117,7 +118,7 @@ def freeze(params: Any, patterns: str | Iterable[str]) -> Any:
         >>> freeze(params, "^c2/")
         Traceback (most recent call last):
         ...
-        ValueError: `patterns` pattern '^c2/' matches no parameter path; paths are: c1/bias, ...
+        ValueError: `patterns` pattern '^c2/' matches no parameter path; it must match one of: c1/bias, ...
     """  # noqa: E501
     return _labels(params, [("patterns", _compile(patterns, "patterns"), FROZEN)], TRAINABLE)
 
@@ -315,14 +316,15 @@ def replace_head(model: nn.Module, variables: Mapping, num_classes: int, key: ja
         >>> replace_head(model, variables, 3, jax.random.key(1))
         Traceback (most recent call last):
         ...
-        ValueError: `head` 'head' is not a module of the model's params; top-level names are: c1, c3, c5, f6, output.
+        ValueError: `head` 'head' is not a module of the model's params; it must name one (top-level names: c1, c3, c5, f6, output).
     """  # noqa: E501
     if not isinstance(num_classes, int | np.integer) or isinstance(num_classes, bool) \
             or num_classes < 1:
         raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
     if not hasattr(model, "num_classes"):
         raise ValueError(f"`model` ({type(model).__name__}) has no `num_classes` field to "
-                         f"replace.")
+                         f"replace; pass a classifier that has one (every jaxcnn.models model "
+                         f"does).")
     heads = [head] if isinstance(head, str) else list(head)
     if not heads:
         raise ValueError("`head` must name at least one module.")
@@ -332,8 +334,8 @@ def replace_head(model: nn.Module, variables: Mapping, num_classes: int, key: ja
         for part in h.split(_SEP):
             node = node.get(part) if isinstance(node, Mapping) else None
         if not isinstance(node, Mapping):
-            raise ValueError(f"`head` {h!r} is not a module of the model's params; top-level "
-                             f"names are: {', '.join(params)}.")
+            raise ValueError(f"`head` {h!r} is not a module of the model's params; it must "
+                             f"name one (top-level names: {', '.join(params)}).")
     old_classes = int(model.num_classes)
     out: dict[str, Any] = {}
     for n, (collection, tree) in enumerate(variables.items()):

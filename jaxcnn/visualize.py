@@ -268,7 +268,8 @@ def training_curves(metrics_jsonl: str | os.PathLike, path: str | os.PathLike) -
 
     records = read_metrics(metrics_jsonl)
     if not records:
-        raise ValueError(f"`metrics_jsonl` {os.fspath(metrics_jsonl)!r} holds no records.")
+        raise ValueError(f"`metrics_jsonl` {os.fspath(metrics_jsonl)!r} holds no records; pass "
+                         f"the metrics.jsonl of a run that logged at least one step.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return plot_curves(records, path)

@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.weight_decay_mode = "l2"  # l2 (a loss term) | decoupled
     config.label_smoothing = 0.0
     config.grad_clip_norm = placeholder(float)
+    config.check_finite_inputs = False  # True: a NaN/Inf pixel in a batch stops with its index
     config.nonfinite = "stop"        # NaN/Inf loss or gradients: stop (default) | skip the step
     config.dtype = "float32"         # float32 | bfloat16 (compute; parameters stay float32)
     # Parallelism: none | pmap | mesh.

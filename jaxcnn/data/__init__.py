@@ -15,13 +15,14 @@ See ``docs/data.md`` for the measured input-pipeline throughput.
 
 from jaxcnn.data._specs import SPECS, DatasetSpec, default_data_dir
 from jaxcnn.data.dataset import Dataset, center_pad, load, resize_center_crop, upsample_pad
-from jaxcnn.data.pipeline import normalize, one_hot, prefetch_to_device
+from jaxcnn.data.pipeline import check_batch, normalize, one_hot, prefetch_to_device
 
 __all__ = [
     "SPECS",
     "Dataset",
     "DatasetSpec",
     "center_pad",
+    "check_batch",
     "default_data_dir",
     "load",
     "normalize",

@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 
 from jaxcnn.data import _builders, _specs
 from jaxcnn.data.pipeline import normalize as _normalize
+from jaxcnn.functional._checks import check_labels, check_rank
 
 _CHUNK = 4096  # records decoded per read when materialising a split
 _IMAGENET_CROP = 0.875  # resize the short side to image_size / 0.875, then centre-crop
@@ -46,7 +47,8 @@ def center_pad(images: np.ndarray, image_size: int) -> np.ndarray:
         return images
     if image_size < max(height, width):
         raise ValueError(f"`image_size`={image_size} is smaller than the {height}x{width} "
-                         "images; padding cannot shrink them.")
+                         f"images; padding cannot shrink them: use image_size >= "
+                         f"{max(height, width)}.")
     top, left = (image_size - height) // 2, (image_size - width) // 2
     return np.pad(images, ((0, 0), (top, image_size - height - top),
                            (left, image_size - width - left), (0, 0)))
@@ -90,6 +92,8 @@ def resize_center_crop(image: np.ndarray, image_size: int) -> np.ndarray:
     """
     from PIL import Image
 
+    image_size = _check_int(image_size, "image_size", 1)
+    check_rank(image, "image", (2, 3), "(H, W) or (H, W, C): one image")
     height, width = image.shape[:2]
     short = max(image_size, round(image_size / _IMAGENET_CROP))
     scale = short / min(height, width)
@@ -101,11 +105,17 @@ def resize_center_crop(image: np.ndarray, image_size: int) -> np.ndarray:
     return resized[top:top + image_size, left:left + image_size]
 
 
+def _stored_labels_fix(name: str) -> str:
+    return (f"the prepared {name} files do not match the dataset; prepare them again with "
+            f"overwrite (`python -m jaxcnn.data.prepare {name} ... --overwrite`)")
+
+
 class _Preprocess:
     """Decode one record to ``{"image": uint8 HWC, "label": int32}`` (picklable for grain)."""
 
-    def __init__(self, name: str, channels: int, image_size: int):
+    def __init__(self, name: str, channels: int, image_size: int, num_classes: int | None = None):
         self.name, self.channels, self.image_size = name, channels, image_size
+        self.num_classes = num_classes
 
     def images(self, images: np.ndarray) -> np.ndarray:
         """Bring a batch of stored images to ``image_size`` (small datasets)."""
@@ -119,7 +129,12 @@ class _Preprocess:
             image = resize_center_crop(image, self.image_size)
         else:
             image = self.images(image[None])[0]
-        return {"image": image, "label": np.int32(record["label"])}
+        label = np.int32(record["label"])
+        # Streamed datasets are checked record by record (a plain comparison: this is per image).
+        if self.num_classes is not None and not 0 <= label < self.num_classes:
+            check_labels(label, self.num_classes, f"label of {self.name}",
+                         _stored_labels_fix(self.name))
+        return {"image": image, "label": label}
 
 
 class _Finish:
@@ -153,6 +168,18 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_fits(examples: int, batch_size: int, drop_remainder: bool, where: str) -> None:
+    """Raise when an epoch of ``examples`` would yield no batch at all (an empty iterator)."""
+    if examples == 0:
+        raise ValueError(f"{where} has no examples to batch; use a non-empty split, or fewer "
+                         f"processes than examples.")
+    if drop_remainder and batch_size > examples:
+        raise ValueError(
+            f"`batch_size`={batch_size} is larger than the {examples} examples of {where}: with "
+            f"drop_remainder=True not one batch would be produced. Use batch_size <= "
+            f"{examples}, or drop_remainder=False.")
+
+
 class Dataset:
     """One split of a prepared dataset (see :func:`load`).
 
@@ -183,7 +210,7 @@ class Dataset:
             raise ValueError(f"`image_size` must be an int >= {smallest} for {name}{stored}, "
                              f"got {image_size!r}.")
         self.image_shape = (int(image_size), int(image_size), native[-1])
-        self._preprocess = _Preprocess(name, native[-1], int(image_size))
+        self._preprocess = _Preprocess(name, native[-1], int(image_size), self.num_classes)
         if self.spec.mean is not None:
             self.mean = np.asarray(self.spec.mean, np.float32)
             self.std = np.asarray(self.spec.std, np.float32)
@@ -206,6 +233,8 @@ class Dataset:
                 f"{self.name} is too large to decode into memory; iterate it with "
                 "`.batches(...)`, which streams it with grain.")
         images, labels = _read_split(self._source)
+        check_labels(labels, self.num_classes, f"labels of {self.name}/{self.split}",
+                     _stored_labels_fix(self.name))
         return self._preprocess.images(images), labels
 
     @property
@@ -309,6 +338,7 @@ class Dataset:
         order = self.indices(seed=seed, epoch=epoch, shuffle=shuffle,
                              process_index=process_index, process_count=process_count,
                              drop_remainder=drop_remainder)
+        _check_fits(len(order), batch_size, drop_remainder, _shard_name(self, process_count))
         backend = backend or ("memory" if self.spec.in_memory else "grain")
         finish = _Finish(self.mean if normalize else None, self.std)
         if backend == "memory":
@@ -343,6 +373,11 @@ class Dataset:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+
+def _shard_name(dataset: Any, process_count: int) -> str:
+    shard = f" (this process's shard of {process_count})" if process_count > 1 else ""
+    return f"{dataset.name}/{dataset.split}{shard}"
 
 
 def _memory_batches(images: np.ndarray, labels: np.ndarray, order: np.ndarray,
@@ -418,15 +453,25 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
         _builders.write(name, found)
     if found is None:
         looked = ", ".join(str(_builders.version_dir(builder_cls, d)) for d in candidates)
+        if data_dir is None:
+            where = "the default folders (`data_dir` not given)"
+        else:
+            missing = "" if Path(data_dir).is_dir() else ", a folder that does not exist"
+            where = f"`data_dir`={os.fspath(data_dir)!r}{missing}"
         raise FileNotFoundError(
-            f"dataset {name!r} is not prepared: no dataset_info.json in {looked}. Prepare it "
-            f"offline with\n    {_specs.prepare_command(name, candidates[0])}\nwhere DIR "
-            f"holds {spec.needs}.")
+            f"dataset {name!r} is not prepared in {where}: no dataset_info.json in {looked}. "
+            f"Pass the `data_dir` that holds it, or prepare it offline with\n    "
+            f"{_specs.prepare_command(name, candidates[0])}\nwhere DIR holds {spec.needs}.")
     builder = tfds.builder(name, data_dir=os.fspath(found))
     available = list(builder.info.splits)
     if not isinstance(split, str) or split.partition("[")[0] not in available:
         raise ValueError(f"unknown `split`={split!r} for {name}; available: "
                          f"{', '.join(available)} (TFDS slicing like 'train[:90%]' works).")
+    if builder.info.splits[split].num_examples == 0:
+        raise ValueError(f"`split`={split!r} of {name} holds no examples; choose a non-empty "
+                         f"slice (sizes: " + ", ".join(
+                             f"{s} {builder.info.splits[s].num_examples}" for s in available)
+                         + ").")
     file_format = builder.info.file_format
     if file_format != tfds.core.FileFormat.ARRAY_RECORD:
         raise ValueError(

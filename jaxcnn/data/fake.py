@@ -8,11 +8,12 @@ compiles, steps and checkpoints, and measures speed. It learns nothing.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 
 import numpy as np
 
-from jaxcnn.data.dataset import Dataset
+from jaxcnn.data.dataset import Dataset, _check_fits, _check_int, _shard_name
 
 # name -> (image shape, classes, {split: examples}). Eval splits are kept small so a smoke
 # test's evaluation is quick.
@@ -42,7 +43,8 @@ class FakeDataset:
     def __init__(self, name: str, split: str, image_size: int | None = None):
         shape, self.num_classes, sizes = FAKE_SPECS[name]
         if split not in sizes:
-            raise ValueError(f"{name} has splits {sorted(sizes)}, got {split!r}.")
+            raise ValueError(f"unknown `split`={split!r} for {name}; choose one of "
+                             f"{sorted(sizes)}.")
         if image_size:
             shape = (image_size, image_size, shape[-1])
         self.name, self.split, self.image_shape, self._size = name, split, shape, sizes[split]
@@ -56,9 +58,15 @@ class FakeDataset:
                 shuffle: bool = True, drop_remainder: bool = True, process_index: int = 0,
                 process_count: int = 1, **_: object) -> Iterator[dict[str, np.ndarray]]:
         """Batches ``{"image": float32 (B, H, W, C), "label": int32 (B,)}``; label = i % K."""
+        batch_size = _check_int(batch_size, "batch_size", 1)
         order = self.indices(seed=seed, epoch=epoch, shuffle=shuffle,
                              process_index=process_index, process_count=process_count,
                              drop_remainder=drop_remainder)
+        _check_fits(len(order), batch_size, drop_remainder, _shard_name(self, process_count))
+        return self._batches(order, batch_size, drop_remainder)
+
+    def _batches(self, order: np.ndarray, batch_size: int, drop_remainder: bool
+                 ) -> Iterator[dict[str, np.ndarray]]:
         stop = len(order) - len(order) % batch_size if drop_remainder else len(order)
         for start in range(0, stop, batch_size):
             chosen = order[start:start + batch_size]
@@ -74,5 +82,8 @@ def load_fake(name: str, split: str = "train", image_size: int | None = None) ->
         (224, 224, 3)
     """
     if name not in FAKE_SPECS:
-        raise ValueError(f"unknown fake dataset {name!r}; choose one of {sorted(FAKE_SPECS)}.")
+        close = difflib.get_close_matches(str(name), FAKE_SPECS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown fake dataset `name`={name!r}.{hint} Choose one of "
+                         f"{sorted(FAKE_SPECS)}.")
     return FakeDataset(name, split, image_size)

@@ -1,18 +1,18 @@
-"""Batch-level helpers: normalisation, one-hot labels, host-to-device prefetch."""
+"""Batch-level helpers: normalisation, one-hot labels, batch checks, host-to-device prefetch."""
 
 from __future__ import annotations
 
 import collections
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.functional._checks import check_channels
+from jaxcnn.functional._checks import check_channels, check_float, check_labels, check_rank
 
 
 def normalize(images: Any, mean: Sequence[float], std: Sequence[float], *,
@@ -44,7 +44,8 @@ def normalize(images: Any, mean: Sequence[float], std: Sequence[float], *,
     mean = np.asarray(mean, np.float64).reshape(-1)
     std = np.asarray(std, np.float64).reshape(-1)
     if mean.shape != std.shape:
-        raise ValueError(f"`mean` has {mean.size} entries but `std` has {std.size}.")
+        raise ValueError(f"`mean` has {mean.size} entries but `std` has {std.size}; both must "
+                         f"have one entry per channel.")
     if (std <= 0).any():
         raise ValueError(f"`std` must be > 0 for every channel, got {std.tolist()}.")
     if np.ndim(images) < 1:
@@ -78,7 +79,8 @@ def one_hot(labels: Any, num_classes: int, *, dtype: Any = jnp.float32) -> jax.A
     Formula: ``y[..., k] = 1 if labels[...] == k else 0`` for ``k < num_classes``.
 
     Args:
-      labels: integer array of any shape, values in ``[0, num_classes)``.
+      labels: integer array of any shape, values in ``[0, num_classes)`` (checked when
+        concrete; under ``jit`` an index outside gives an all-zero row, as ``jax.nn.one_hot``).
       num_classes: number of classes (> 0).
       dtype: output dtype (float32 default; bfloat16 fine).
 
@@ -87,12 +89,63 @@ def one_hot(labels: Any, num_classes: int, *, dtype: Any = jnp.float32) -> jax.A
       Array([[1., 0., 0.],
              [0., 0., 1.]], dtype=float32)
     """
-    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-        raise TypeError(f"`labels` must be an integer array, got dtype "
-                        f"{jnp.result_type(labels)}.")
     if not isinstance(num_classes, int | np.integer) or num_classes < 1:
         raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+    check_labels(labels, int(num_classes))
     return jax.nn.one_hot(labels, int(num_classes), dtype=dtype)
+
+
+def check_batch(batch: Mapping[str, Any], num_classes: int, *, finite: bool = False
+                ) -> Mapping[str, Any]:
+    """Check one host batch before it goes to the device; return it unchanged.
+
+    A jitted training step cannot raise on values (they are traced), so the checks that need
+    them run here, on the numpy batch: ``label`` holds one integer in ``[0, num_classes)`` per
+    image, ``image`` is a floating ``(N, H, W, C)`` array and, with ``finite=True`` (the
+    training config's ``check_finite_inputs``), holds no NaN or Inf. Cost: one pass over the
+    labels, plus one over the pixels when ``finite``.
+
+    Args:
+      batch: ``{"image": (N, H, W, C) float, "label": (N,) int, ...}`` (other keys pass).
+      num_classes: number of classes of the model's head.
+      finite: also require every pixel to be finite.
+
+    Raises:
+      ValueError: missing entries, mismatched sizes, labels outside the range, non-finite
+        pixels (with ``finite``).
+      TypeError: integer images or non-integer labels.
+
+    Example:
+      >>> import numpy as np
+      >>> batch = {"image": np.zeros((2, 4, 4, 1), np.float32), "label": np.array([0, 9])}
+      >>> check_batch(batch, 10, finite=True) is batch
+      True
+      >>> batch["image"][1, 0, 0, 0] = np.nan
+      >>> check_batch(batch, 10, finite=True)
+      Traceback (most recent call last):
+      ...
+      ValueError: `batch['image']` must be finite (finite=True) but holds 1 NaN/Inf value(s)...
+    """
+    missing = [k for k in ("image", "label") if k not in batch]
+    if missing:
+        raise ValueError(f"`batch` must have 'image' and 'label' entries, got keys "
+                         f"{sorted(batch)}.")
+    images, labels = batch["image"], batch["label"]
+    check_rank(images, "batch['image']", 4, "(N, H, W, C)")
+    check_float(images, "batch['image']")
+    if np.shape(labels) != np.shape(images)[:1]:
+        raise ValueError(f"`batch['label']` must have shape (N,) = {np.shape(images)[:1]}, one "
+                         f"label per image, got shape {np.shape(labels)}.")
+    check_labels(labels, num_classes, "batch['label']")
+    if finite:
+        bad = ~np.isfinite(np.asarray(images))
+        if bad.any():
+            examples = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+            raise ValueError(
+                f"`batch['image']` must be finite (finite=True) but holds {int(bad.sum())} "
+                f"NaN/Inf value(s), in example(s) {examples[:5].tolist()} of the batch; fix the "
+                f"data source or its preprocessing (e.g. a division by a zero std).")
+    return batch
 
 
 def prefetch_to_device(iterator: Iterable[Any], size: int = 2,

@@ -2,6 +2,7 @@
 
 All checks run on static shapes and Python values, so they cost nothing under ``jit``
 and raise at trace time with a message that names the argument, the shapes and the fix.
+:func:`check_labels` also looks at the values, but only of concrete (untraced) arrays.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -85,5 +87,41 @@ def check_channels(x_channels: int, expected: int, x_name: str, other: str) -> N
     if x_channels != expected:
         raise ValueError(
             f"channel mismatch: `{x_name}` has {x_channels} channels (last axis) but {other} "
-            f"is {expected}."
+            f"is {expected}; the two must be equal."
         )
+
+
+def check_labels(labels: Any, num_classes: int, name: str = "labels", fix: str | None = None
+                 ) -> None:
+    """Raise unless ``labels`` are integer class indices in ``[0, num_classes)``.
+
+    The dtype is always checked. The values only when ``labels`` is concrete: under ``jit``
+    they are unknown at trace time, so a jitted step relies on the data pipeline's check
+    (:func:`jaxcnn.data.check_batch`). An index outside the range would otherwise give a
+    silent all-zero one-hot row, a NaN loss or an uncounted confusion-matrix entry. ``fix``
+    replaces the default advice (remap the labels) in the message.
+
+    Example:
+        >>> import numpy as np
+        >>> check_labels(np.array([0, 9]), 10)
+        >>> check_labels(np.array([1, 10]), 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: `labels` must lie in [0, num_classes) = [0, 10), got 1 value(s) outside, ...
+    """
+    dtype = jnp.result_type(labels)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"`{name}` must be integer class indices, got dtype {dtype}; convert them, e.g. "
+            f"`{name}.astype(jnp.int32)` (one-hot or soft labels: `{name}.argmax(-1)`).")
+    try:
+        values = np.asarray(labels)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return  # traced: values unknown until run time
+    outside = values[(values < 0) | (values >= num_classes)]
+    if outside.size:
+        fix = fix or (f"remap them (1-based labels: `{name} - 1`) or use the right "
+                      f"num_classes")
+        raise ValueError(
+            f"`{name}` must lie in [0, num_classes) = [0, {num_classes}), got {outside.size} "
+            f"value(s) outside, e.g. {sorted(set(outside.tolist()))[:5]}; {fix}.")

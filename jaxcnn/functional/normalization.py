@@ -208,10 +208,11 @@ def _normalize_axes(axes: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     out = []
     for a in items:
         if not -ndim <= int(a) < ndim:
-            raise ValueError(f"`axes`={axes!r} is out of range for `x` of rank {ndim}.")
+            raise ValueError(f"`axes`={axes!r} is out of range for `x` of rank {ndim}; every "
+                             f"axis must lie in [{-ndim}, {ndim}).")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"`axes`={axes!r} names an axis twice.")
+        raise ValueError(f"`axes`={axes!r} names an axis twice; each axis must appear once.")
     return tuple(sorted(out))
 
 

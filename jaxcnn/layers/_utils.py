@@ -1,10 +1,12 @@
-"""Private helpers shared by the layer modules: dtype promotion and window geometry."""
+"""Private helpers shared by the layer modules: dtype promotion, window geometry, parameters
+checked against the input, and the dropout rng stream."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import flax.errors
 import flax.linen as nn
 import numpy as np
 
@@ -53,8 +55,56 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def bias_param(module: nn.Module, shape: tuple[int, ...]) -> Array | None:
-    """The module's ``bias`` parameter of ``shape``, or None when ``module.use_bias`` is off."""
+def checked_param(module: nn.Module, name: str, init: Initializer, shape: tuple[int, ...],
+                  dtype: Dtype, x: Array, unit: str = "channels") -> Array:
+    """``module.param(name, init, shape, dtype)``, first checking a stored value against ``x``.
+
+    ``shape`` is what ``x`` implies. Variables initialised for another input (say RGB weights
+    fed a greyscale image) would otherwise stop in Flax's ``ScopeParamShapeError``, which names
+    the parameter but neither the input nor the fix.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxcnn.layers import Dense
+        >>> variables = Dense(2).init(jax.random.key(0), jnp.ones((1, 3)))
+        >>> Dense(2).apply(variables, jnp.ones((1, 4)))
+        Traceback (most recent call last):
+        ...
+        ValueError: `x` with shape (1, 4) (4 features on the last axis) does not fit ...
+    """
+    if module.has_variable("params", name):
+        stored = tuple(np.shape(module.get_variable("params", name)))
+        if stored != tuple(shape):
+            where = "/".join(module.scope.path) or type(module).__name__
+            raise ValueError(
+                f"`x` with shape {tuple(np.shape(x))} ({np.shape(x)[-1]} {unit} on the last "
+                f"axis) does not fit layer '{where}': its `{name}` was initialised with shape "
+                f"{stored}, but this input and the layer's settings need {tuple(shape)}. Pass "
+                f"`x` shaped as at init (same channels; for layers after a flatten, the same "
+                f"image size) to the model built as at init, or call `model.init` again with "
+                f"the new input shape.")
+    return module.param(name, init, shape, dtype)
+
+
+def bias_param(module: nn.Module, shape: tuple[int, ...], x: Array,
+               unit: str = "channels") -> Array | None:
+    """The module's ``bias`` parameter of ``shape`` (checked against ``x`` as in
+    :func:`checked_param`), or None when ``module.use_bias`` is off."""
     if not module.use_bias:
         return None
-    return module.param("bias", module.bias_init, shape, module.param_dtype)
+    return checked_param(module, "bias", module.bias_init, shape, module.param_dtype, x, unit)
+
+
+def dropout_key(module: nn.Module, train: bool, needed: bool = True) -> Array | None:
+    """A key from the ``"dropout"`` rng stream when training (and ``needed``), else None.
+
+    Flax alone says ``None needs PRNG for "dropout"``; this raises the same
+    ``flax.errors.InvalidRngError`` but says where the key goes.
+    """
+    if not (train and needed):
+        return None
+    if not module.has_rng("dropout"):
+        raise flax.errors.InvalidRngError(
+            f"{type(module).__name__} with train=True needs a 'dropout' PRNG stream: call "
+            f"`apply(variables, x, train=True, rngs={{'dropout': key}})`, or pass train=False.")
+    return module.make_rng("dropout")

@@ -21,6 +21,7 @@ from jaxcnn.layers._utils import (
     Dtype,
     Initializer,
     bias_param,
+    checked_param,
     positive_int,
     promote,
     window_shape,
@@ -86,9 +87,10 @@ class Conv(nn.Module):
     def __call__(self, x: Array) -> Array:
         window = window_shape(self.kernel_size, x)
         groups = positive_int(self.groups, "groups")
-        kernel = self.param("kernel", self.kernel_init,
-                            (*window, x.shape[-1] // groups, self.features), self.param_dtype)
-        bias = bias_param(self, (self.features,))
+        features = positive_int(self.features, "features")
+        kernel = checked_param(self, "kernel", self.kernel_init,
+                               (*window, x.shape[-1] // groups, features), self.param_dtype, x)
+        bias = bias_param(self, (features,), x)
         x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
         return F.conv(x, kernel, bias, stride=self.strides, padding=self.padding,
                       dilation=self.dilation, groups=groups)
@@ -146,9 +148,10 @@ class ConvTranspose(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         window = window_shape(self.kernel_size, x)
-        kernel = self.param("kernel", self.kernel_init, (*window, x.shape[-1], self.features),
-                            self.param_dtype)
-        bias = bias_param(self, (self.features,))
+        features = positive_int(self.features, "features")
+        kernel = checked_param(self, "kernel", self.kernel_init,
+                               (*window, x.shape[-1], features), self.param_dtype, x)
+        bias = bias_param(self, (features,), x)
         x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
         return F.conv_transpose(x, kernel, bias, stride=self.strides, padding=self.padding,
                                 dilation=self.dilation, output_padding=self.output_padding)
@@ -205,8 +208,9 @@ class DepthwiseConv(nn.Module):
     def __call__(self, x: Array) -> Array:
         window = window_shape(self.kernel_size, x)
         out = x.shape[-1] * positive_int(self.depth_multiplier, "depth_multiplier")
-        kernel = self.param("kernel", self.kernel_init, (*window, 1, out), self.param_dtype)
-        bias = bias_param(self, (out,))
+        kernel = checked_param(self, "kernel", self.kernel_init, (*window, 1, out),
+                               self.param_dtype, x)
+        bias = bias_param(self, (out,), x)
         x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
         return F.depthwise_conv(x, kernel, bias, stride=self.strides, padding=self.padding,
                                 dilation=self.dilation)
@@ -264,11 +268,12 @@ class SeparableConv(nn.Module):
     def __call__(self, x: Array) -> Array:
         window = window_shape(self.kernel_size, x)
         mid = x.shape[-1] * positive_int(self.depth_multiplier, "depth_multiplier")
-        depthwise = self.param("depthwise_kernel", self.kernel_init, (*window, 1, mid),
-                               self.param_dtype)
-        pointwise = self.param("pointwise_kernel", self.kernel_init,
-                               (1,) * len(window) + (mid, self.features), self.param_dtype)
-        bias = bias_param(self, (self.features,))
+        features = positive_int(self.features, "features")
+        depthwise = checked_param(self, "depthwise_kernel", self.kernel_init, (*window, 1, mid),
+                                  self.param_dtype, x)
+        pointwise = checked_param(self, "pointwise_kernel", self.kernel_init,
+                                  (1,) * len(window) + (mid, features), self.param_dtype, x)
+        bias = bias_param(self, (features,), x)
         x, depthwise, pointwise, bias = promote(x, depthwise, pointwise, bias, dtype=self.dtype)
         return F.separable_conv(x, depthwise, pointwise, bias, stride=self.strides,
                                 padding=self.padding, dilation=self.dilation)
@@ -330,13 +335,14 @@ class LocalConv(nn.Module):
         pads = resolve_padding(self.padding, x.shape[1:-1], window, strides, dilations)
         out_spatial = tuple(conv_output_size(*args) for args in
                             zip(x.shape[1:-1], window, strides, pads, dilations, strict=True))
+        features = positive_int(self.features, "features")
         kernel_init = self.kernel_init
         if kernel_init is None:
             kernel_init = nn.initializers.lecun_normal(batch_axis=tuple(range(n)))
-        kernel = self.param("kernel", kernel_init,
-                            (*out_spatial, math.prod(window) * x.shape[-1], self.features),
-                            self.param_dtype)
-        bias = bias_param(self, (*out_spatial, self.features))
+        kernel = checked_param(self, "kernel", kernel_init,
+                               (*out_spatial, math.prod(window) * x.shape[-1], features),
+                               self.param_dtype, x)
+        bias = bias_param(self, (*out_spatial, features), x)
         x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
         return F.local_conv(x, kernel, bias, window=window, stride=strides, padding=pads,
                             dilation=dilations)

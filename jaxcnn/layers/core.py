@@ -13,7 +13,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn import functional as F
-from jaxcnn.layers._utils import Array, Dtype, Initializer, bias_param, positive_int, promote
+from jaxcnn.layers._utils import (
+    Array,
+    Dtype,
+    Initializer,
+    bias_param,
+    checked_param,
+    dropout_key,
+    positive_int,
+    promote,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -148,9 +157,10 @@ class Dense(nn.Module):
         if jnp.ndim(x) < 1:
             raise ValueError(f"`x` must have a feature axis (..., in_features), got shape "
                              f"{jnp.shape(x)}.")
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features),
-                            self.param_dtype)
-        bias = bias_param(self, (self.features,))
+        features = positive_int(self.features, "features")
+        kernel = checked_param(self, "kernel", self.kernel_init, (x.shape[-1], features),
+                               self.param_dtype, x, unit="features")
+        bias = bias_param(self, (features,), x, unit="features")
         x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
         return F.dense(x, kernel, bias)
 
@@ -222,7 +232,7 @@ class Dropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = self.make_rng("dropout") if train and self.rate > 0 else None
+        key = dropout_key(self, train, self.rate > 0)
         return F.dropout(x, self.rate, key, train)
 
 
@@ -248,5 +258,5 @@ class SpatialDropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = self.make_rng("dropout") if train and self.rate > 0 else None
+        key = dropout_key(self, train, self.rate > 0)
         return F.spatial_dropout(x, self.rate, key, train)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from jaxcnn import functional as F
 from jaxcnn.functional._checks import check_float, check_rank
-from jaxcnn.layers._utils import Array, Dtype, Initializer
+from jaxcnn.layers._utils import Array, Dtype, Initializer, bias_param, checked_param
 
 __all__ = [
     "BatchNorm",
@@ -32,11 +32,9 @@ def _affine_params(module: nn.Module, x: Array) -> tuple[Array | None, Array | N
     check_rank(x, "x", (2, 3, 4, 5), "(N, *spatial, C)")
     check_float(x, "x")
     shape = (x.shape[-1],)
-    scale = (module.param("scale", module.scale_init, shape, module.param_dtype)
+    scale = (checked_param(module, "scale", module.scale_init, shape, module.param_dtype, x)
              if module.use_scale else None)
-    bias = (module.param("bias", module.bias_init, shape, module.param_dtype)
-            if module.use_bias else None)
-    return scale, bias
+    return scale, bias_param(module, shape, x)
 
 
 def _cast(x: Array, dtype: Dtype | None) -> Array:

@@ -13,7 +13,7 @@ import flax.linen as nn
 
 from jaxcnn import functional as F
 from jaxcnn.functional.shapes import Padding
-from jaxcnn.layers._utils import Array
+from jaxcnn.layers._utils import Array, dropout_key
 
 __all__ = [
     "AdaptiveAvgPool",
@@ -255,5 +255,5 @@ class StochasticPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = self.make_rng("dropout") if train else None
+        key = dropout_key(self, train)
         return F.stochastic_pool(x, key, self.window, self.strides, train=train)

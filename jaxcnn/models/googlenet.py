@@ -20,6 +20,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jaxcnn import functional as F
 from jaxcnn import layers as L
@@ -50,6 +51,10 @@ _INCEPTION = {
 }
 # torchvision's max pools (ceil_mode=True) that follow these layers.
 _POOL_AFTER = {"inception3b": ("maxpool3", 3), "inception4e": ("maxpool4", 2)}
+# torchvision's transform_input: x * std / 0.5 + (mean - 0.5) / 0.5 per RGB channel, i.e. from
+# ImageNet-normalised inputs to the [-1, 1] scaling the ported TensorFlow weights expect.
+_TRANSFORM_SCALE = (0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5)
+_TRANSFORM_SHIFT = ((0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5)
 
 
 def combine_aux_losses(main: Array, aux1: Array, aux2: Array,
@@ -99,6 +104,9 @@ class GoogLeNet(nn.Module):
         aux_dropout_rate: dropout in the auxiliary heads; default 0.7.
         kernel_5x5: kernel of the Inception "5x5" branches; default 3 (torchvision, for its
             weights; 5 is the paper's).
+        transform_input: rescale each RGB channel first, ``x * std / 0.5 + (mean - 0.5) /
+            0.5`` with ImageNet's mean and std, as torchvision's ``transform_input`` (True
+            for its pretrained weights, which were ported from TensorFlow). Default False.
         width: multiplier of every channel count (``max(1, round(c * width))``), e.g.
             ``1 / 16`` for a fast test network. Default 1.
         conv: convolution factory; default ``partial(L.Conv, use_bias=False)``.
@@ -131,6 +139,7 @@ class GoogLeNet(nn.Module):
     dropout_rate: float = 0.2
     aux_dropout_rate: float = 0.7
     kernel_5x5: int = 3
+    transform_input: bool = False
     width: float = 1.0
     conv: ModuleDef = partial(L.Conv, use_bias=False)
     norm: ModuleDef = TORCHVISION_BATCH_NORM
@@ -143,6 +152,9 @@ class GoogLeNet(nn.Module):
         positive_int(self.num_classes, "num_classes")
         if not self.width > 0:
             raise ValueError(f"`width` must be > 0, got {self.width!r}.")
+        if self.transform_input and x.shape[-1] != 3:
+            raise ValueError(f"`transform_input=True` rescales RGB channels: `x` must have 3 "
+                             f"channels, got shape {x.shape}.")
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array | tuple[Array, Array, Array]:
@@ -158,6 +170,9 @@ class GoogLeNet(nn.Module):
         aux = partial(InceptionAux, self.num_classes, conv_features=w(128), hidden=w(1024),
                       dropout_rate=self.aux_dropout_rate, dtype=self.dtype, **parts)
 
+        if self.transform_input:
+            x = x * jnp.asarray(_TRANSFORM_SCALE, x.dtype) + jnp.asarray(_TRANSFORM_SHIFT,
+                                                                         x.dtype)
         x = unit(w(64), 7, strides=2, padding=3, name="conv1")(x, train)
         x = pool(3, name="maxpool1")(x)
         x = unit(w(64), 1, name="conv2")(x, train)
@@ -197,7 +212,7 @@ def googlenet(num_classes: int = 1000, aux_logits: bool = False, **options: Any)
         num_classes: size of the head(s); default 1000.
         aux_logits: add the auxiliary classifiers (see :class:`GoogLeNet`); default False.
         **options: other :class:`GoogLeNet` fields (``width``, ``dropout_rate``,
-            ``kernel_5x5``, ``norm``, ``dtype``, ...).
+            ``kernel_5x5``, ``transform_input``, ``norm``, ``dtype``, ...).
 
     Example:
         >>> import jax, jax.numpy as jnp

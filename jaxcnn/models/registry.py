@@ -26,7 +26,8 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
     """
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
-            raise ValueError(f"model name {name!r} is already registered.")
+            raise ValueError(f"model name {name!r} is already registered; choose another name "
+                             f"or call jaxcnn.models.unregister({name!r}) first.")
         _REGISTRY[name] = fn
         return fn
     return decorator
@@ -65,7 +66,19 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown model name {name!r}.{hint} "
                          f"See jaxcnn.models.list_models() for all {len(_REGISTRY)} names.")
-    model = _REGISTRY[name](num_classes=num_classes, **options)
+    factory = _REGISTRY[name]
+    try:
+        model = factory(num_classes=num_classes, **options)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        # Factories forward **options to a Flax dataclass: its fields are the accepted options.
+        default = factory(num_classes=num_classes)
+        accepted = sorted(f.name for f in dataclasses.fields(default)
+                          if f.init and f.name not in ("parent", "name", "num_classes"))
+        unknown = sorted(set(options) - set(accepted))
+        raise TypeError(f"model {name!r} got unknown option(s) {unknown}; use one of "
+                        f"{accepted}.") from e
     if bn_axis_name is not None:
         fields = {f.name for f in dataclasses.fields(model)}
         if "norm" in fields and model.norm is not None:

@@ -44,6 +44,12 @@ convolution of the residual branch (its input channels), none on the projection,
 
 (Keras' ``ResNet50V2``, 25,613,800 total, differs: its convolutions and projections have
 biases and each stage downsamples in its last block.)
+
+``resnet50_keras`` is Keras' ``keras.applications.ResNet50`` (v1, Caffe's layout), built from
+options of the same :class:`ResNet`: convolutions with biases, the stride on the first 1x1
+convolution of a block, BatchNorm ``epsilon=1.001e-5``. Its ``ZeroPadding2D(3)`` + "valid"
+stem convolution is the symmetric padding 3 used here, and its ``ZeroPadding2D(1)`` + "valid"
+max pool equals the ``-inf``-padded ``stem_pool`` because the pool reads ReLU outputs (``>= 0``).
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ from jaxcnn.models.registry import register
 
 __all__ = [
     "ResNet", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "ResNet18V2",
-    "ResNet34V2", "ResNet50V2", "ResNet101V2", "ResNet152V2", "wide_resnet",
+    "ResNet34V2", "ResNet50V2", "ResNet101V2", "ResNet152V2", "KERAS_RESNET_BATCH_NORM",
+    "resnet50_keras", "wide_resnet",
 ]
 
 ModuleDef = Any
@@ -277,6 +284,48 @@ resnet101_v2 = _register_depth("resnet101_v2", ResNet101V2, 44_549_160 - 7_680, 
                                "44,549,160 - 7,680, " + _BOTTLE_V2)
 resnet152_v2 = _register_depth("resnet152_v2", ResNet152V2, 60_192_808 - 7_680, _V2, _HAND,
                                "60,192,808 - 7,680, " + _BOTTLE_V2)
+
+
+KERAS_RESNET_BATCH_NORM = partial(L.BatchNorm, momentum=0.99, epsilon=1.001e-5)
+"""The BatchNorm of Keras' ``ResNet50`` and ``DenseNet121``: ``epsilon=1.001e-5`` and Keras'
+default ``momentum=0.99`` (which has Flax's meaning)."""
+
+
+@register("resnet50_keras")
+def resnet50_keras(num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-50 as ``keras.applications.ResNet50``; 25,583,592 parameters.
+
+    ``ResNet50(block_cls=partial(Bottleneck, stride_on="1x1"), conv=partial(L.Conv,
+    use_bias=True), norm=KERAS_RESNET_BATCH_NORM)``: Keras' ResNet-50 (the original v1 layout
+    of He et al. 2016 and Caffe) differs from torchvision's ``resnet50`` in three ways, so
+    Keras weights (:func:`jaxcnn.weights.from_keras`) need this structure:
+
+    * every convolution, projections included, has a bias: one per output channel, 64 (stem)
+      + 1,408 + 3,584 + 10,240 + 11,264 (stages) = 26,560 more parameters than
+      ``resnet50``'s 25,557,032, i.e. **25,583,592**, Keras' trainable count (its total,
+      25,636,712, adds the 53,120 BatchNorm moving means and variances, ``batch_stats`` here);
+    * a downsampling block strides its first 1x1 convolution (``stride_on="1x1"``);
+    * BatchNorm ``epsilon=1.001e-5`` and ``momentum=0.99`` (:data:`KERAS_RESNET_BATCH_NORM`).
+
+    Keras' layer ``conv{s}_block{b}_{k}_conv`` is ``stage{s-1}_block{b}/conv{k}`` here
+    (``_0_`` is the projection, ``downsample_conv``); ``conv1_conv`` is ``stem_conv``,
+    ``predictions`` is ``head``. Registered as ``"resnet50_keras"``.
+
+    Args:
+        num_classes: size of the head; default 1000.
+        **options: other :class:`ResNet` fields (``num_filters``, ``dtype``, ...).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import jaxcnn
+        >>> x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+        >>> variables = jax.eval_shape(resnet50_keras().init, jax.random.key(0), x)
+        >>> jaxcnn.count_params(variables["params"]), jaxcnn.count_params(variables)
+        (25583592, 25636712)
+    """
+    config = {"block_cls": partial(Bottleneck, stride_on="1x1"),
+              "conv": partial(L.Conv, use_bias=True), "norm": KERAS_RESNET_BATCH_NORM}
+    return ResNet50(num_classes=num_classes, **{**config, **options})
 
 
 def wide_resnet(depth: int = 28, widen_factor: int = 10, num_classes: int = 10,

@@ -7,8 +7,10 @@ Registered as ``"vgg11"``, ``"vgg13"``, ``"vgg16"``, ``"vgg19"`` and ``"vgg11_bn
 
 Submodule names are Keras' (``keras.applications.VGG16``), so its feature-extraction recipes
 carry over: ``block{i}_conv{j}`` (3x3, pad 1, ReLU), ``block{i}_bn{j}`` (``_bn`` models),
-``block{i}_pool`` (2x2 max pool, stride 2), ``flatten``, ``fc1``, ``drop1``, ``fc2``, ``drop2``,
-``predictions`` (or ``global_pool``, ``predictions`` with ``classifier="global_pool"``).
+``block{i}_pool`` (2x2 max pool, stride 2), (``avgpool``), ``flatten``, ``fc1``, ``drop1``,
+``fc2``, ``drop2``, ``predictions`` (or ``global_pool``, ``predictions`` with
+``classifier="global_pool"``). ``adaptive_pool=7`` adds torchvision's ``AdaptiveAvgPool2d((7,
+7))`` before the classifier (the identity on 224x224 inputs), for its weights.
 
 Parameter counts (224x224x3, 1000 classes, the ``params`` collection): convolutions
 ``9 * C_in * C_out + C_out``, then fc1 ``7*7*512*4096 + 4096 = 102,764,544``,
@@ -74,6 +76,9 @@ class VGG(nn.Module):
         dropout_rate: dropout after fc1 and fc2; default 0.5.
         include_top: add the classifier (default True); False returns the ``block5_pool``
             feature map ``(N, H/32, W/32, 8 * width)``, as Keras' ``include_top=False``.
+        adaptive_pool: output size of an adaptive average pooling (``avgpool``) before the
+            classifier: 7 in torchvision (fc1 then always sees 7 * 7 * 512 inputs), None
+            (default, Keras) for none.
         classifier: ``"dense"`` (default) or ``"global_pool"``.
         dtype: compute dtype; params stay float32.
 
@@ -102,6 +107,7 @@ class VGG(nn.Module):
     dropout_rate: float = 0.5
     include_top: bool = True
     classifier: str = "dense"
+    adaptive_pool: int | None = None
     dtype: Any = None
 
     def _validate(self, x: Array) -> None:
@@ -134,6 +140,8 @@ class VGG(nn.Module):
             x = L.MaxPool(2, name=f"block{i}_pool")(x)
         if not self.include_top:
             return x
+        if self.adaptive_pool is not None:
+            x = L.AdaptiveAvgPool(self.adaptive_pool, name="avgpool")(x)
         if self.classifier == "global_pool":
             x = L.GlobalAvgPool(name="global_pool")(x)
         else:
@@ -156,7 +164,7 @@ _DOC = """VGG-{depth}{bn_title} (Simonyan & Zisserman 2015, config {config}); {c
     Args:
         num_classes: default 1000.
         **options: other :class:`VGG` fields (``width``, ``fc_features``, ``include_top``,
-            ``classifier``, ``dropout_rate``, ``dtype``).
+            ``classifier``, ``adaptive_pool``, ``dropout_rate``, ``dtype``).
 
     Example:
         >>> model = {name}(num_classes=10, width=8)

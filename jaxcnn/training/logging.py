@@ -69,6 +69,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         >>> read_metrics(p)
         [{'step': 1, 'loss': 0.5}]
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"`path` {os.fspath(path)!r} is not a file; pass a run's "
+                                f"metrics file, <workdir>/metrics.jsonl.")
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 

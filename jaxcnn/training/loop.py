@@ -199,7 +199,11 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     eval_every = int(_get(config, "eval_every_steps", 0) or steps_per_epoch)
     eval_batch = int(_get(config, "eval_batch_size", batch_size)) // processes
 
-    from jaxcnn.data import prefetch_to_device
+    from jaxcnn.data import check_batch, prefetch_to_device
+
+    # Labels were checked when the dataset was loaded; pixels only on request, since the scan
+    # of every batch on the host costs time (config.check_finite_inputs).
+    check_finite = bool(_get(config, "check_finite_inputs", False))
 
     def batches_from(step: int):
         """Batches for steps ``step, step + 1, ...``: skip what an earlier run consumed."""
@@ -207,7 +211,8 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
         for e in itertools.count(epoch):
             it = train_ds.batches(local_batch, seed=seed, epoch=e,
                                   process_index=jax.process_index(), process_count=processes)
-            yield from itertools.islice(it, offset if e == epoch else 0, None)
+            for batch in itertools.islice(it, offset if e == epoch else 0, None):
+                yield check_batch(batch, num_classes, finite=True) if check_finite else batch
 
     logger = MetricsLogger(workdir, enabled=is_main)
     bar = tqdm(total=num_steps, initial=first_step, disable=not is_main, unit="step",

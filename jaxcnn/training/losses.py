@@ -7,7 +7,26 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from jaxcnn.functional._checks import check_labels
+
+
+def check_logits_labels(logits: jax.Array, labels: jax.Array) -> None:
+    """``logits`` ``(N, K)``, ``labels`` ``(N,)`` integers in ``[0, K)`` (values when concrete).
+
+    Example:
+        >>> import numpy as np
+        >>> check_logits_labels(np.zeros((2, 3)), np.array([0, 2]))
+    """
+    if np.ndim(logits) != 2:
+        raise ValueError(f"`logits` must be (N, num_classes), got shape {np.shape(logits)}; "
+                         f"flatten extra axes or pick the main head's output first.")
+    if np.shape(labels) != np.shape(logits)[:1]:
+        raise ValueError(f"`labels` must be (N,) = {np.shape(logits)[:1]} integer classes, got "
+                         f"shape {np.shape(labels)} (one-hot labels: `labels.argmax(-1)`).")
+    check_labels(labels, np.shape(logits)[1])
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0
@@ -19,7 +38,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
 
     Args:
         logits: ``(N, K)``.
-        labels: ``(N,)`` integer class indices in ``[0, K)``.
+        labels: ``(N,)`` integer class indices in ``[0, K)`` (the range is checked when the
+            labels are concrete; under ``jit`` :func:`jaxcnn.data.check_batch` does it).
         label_smoothing: ``eps`` in ``[0, 1)``.
 
     Example:
@@ -27,11 +47,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
         >>> round(float(cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))), 4)  # log 4
         1.3863
     """
-    if logits.ndim != 2:
-        raise ValueError(f"`logits` must be (N, num_classes), got shape {logits.shape}.")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"`labels` must be (N,) = {logits.shape[:1]} integer classes, got shape "
-                         f"{labels.shape}.")
+    check_logits_labels(logits, labels)
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing}.")
     num_classes = logits.shape[-1]
@@ -49,6 +65,8 @@ def l2_penalty(params: Any, weight_decay: float) -> jax.Array:
         >>> float(l2_penalty({"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, 0.1))
         0.2
     """
+    if isinstance(weight_decay, int | float) and not weight_decay >= 0:
+        raise ValueError(f"`weight_decay` must be >= 0, got {weight_decay!r}.")
     leaves = [p for p in jax.tree_util.tree_leaves(params) if p.ndim > 1]
     return 0.5 * weight_decay * sum(jnp.sum(jnp.square(p.astype(jnp.float32))) for p in leaves)
 
@@ -73,7 +91,8 @@ def auxiliary_loss(outputs: jax.Array | Sequence[jax.Array], labels: jax.Array, 
         return cross_entropy(outputs, labels, label_smoothing=label_smoothing), outputs
     if len(outputs) != len(weights):
         raise ValueError(f"model returned {len(outputs)} outputs but `weights` has "
-                         f"{len(weights)} entries ({tuple(weights)}).")
+                         f"{len(weights)} entries ({tuple(weights)}); give one weight per output "
+                         f"(GoogLeNet with auxiliary heads: (1.0, 0.3, 0.3)).")
     total = sum(w * cross_entropy(z, labels, label_smoothing=label_smoothing)
                 for w, z in zip(weights, outputs, strict=True))
     return total, outputs[0]

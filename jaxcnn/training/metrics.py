@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxcnn.training.losses import check_logits_labels
+
 
 def classification_sums(logits: jax.Array, labels: jax.Array, num_classes: int, *,
                         mask: jax.Array | None = None, confusion: bool = False
@@ -14,7 +16,9 @@ def classification_sums(logits: jax.Array, labels: jax.Array, num_classes: int, 
     """Per-batch sums: ``loss_sum``, ``correct``, ``correct_top5``, ``count`` (and ``confusion``).
 
     Examples with ``mask == 0`` (padding that completes the last batch) are not counted.
-    ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``.
+    ``confusion[i, j]`` counts examples of true class ``i`` predicted as ``j``. Labels outside
+    ``[0, num_classes)`` raise when concrete (under ``jit`` they cannot be checked: they would
+    count as wrong and be left out of the confusion matrix; the data pipeline checks them).
 
     Example:
         >>> import jax.numpy as jnp
@@ -22,6 +26,16 @@ def classification_sums(logits: jax.Array, labels: jax.Array, num_classes: int, 
         >>> int(s["correct"]), s["confusion"].tolist()
         (2, [[1, 0, 1], [0, 1, 0], [0, 0, 0]])
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) \
+            or num_classes < 1:
+        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+    check_logits_labels(logits, labels)
+    if logits.shape[-1] != num_classes:
+        raise ValueError(f"`logits` has {logits.shape[-1]} classes (shape {logits.shape}) but "
+                         f"`num_classes` is {num_classes}; they must be equal.")
+    if mask is not None and jnp.shape(mask) != labels.shape:
+        raise ValueError(f"`mask` must have the shape of `labels` {labels.shape} (1 keeps an "
+                         f"example, 0 drops it), got {jnp.shape(mask)}.")
     keep = jnp.ones(labels.shape, bool) if mask is None else mask.astype(bool)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
     pred = jnp.argmax(logits, -1)
@@ -46,9 +60,14 @@ def summarize(sums: dict[str, np.ndarray]) -> dict[str, float | list]:
         >>> summarize({"loss_sum": np.float32(3.0), "correct": 1, "correct_top5": 2, "count": 2})
         {'loss': 1.5, 'accuracy': 0.5, 'top5_accuracy': 1.0, 'count': 2}
     """
+    missing = [k for k in ("loss_sum", "correct", "correct_top5", "count") if k not in sums]
+    if missing:
+        raise ValueError(f"`sums` must hold the entries of classification_sums; missing "
+                         f"{missing}.")
     count = int(sums["count"])
     if count == 0:
-        raise ValueError("no examples were evaluated (count is 0); is the dataset empty?")
+        raise ValueError("no examples were evaluated (count is 0): `sums` must cover at least "
+                         "one unmasked example; is the dataset empty?")
     out: dict[str, float | list] = {
         "loss": float(sums["loss_sum"]) / count,
         "accuracy": int(sums["correct"]) / count,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
+from numbers import Integral
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 
 
 def _unknown(kind: str, name: str, choices: Sequence[str]) -> ValueError:
-    close = difflib.get_close_matches(name, choices, n=1)
+    close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return ValueError(f"unknown {kind} {name!r}.{hint} Choose one of {', '.join(choices)}.")
 
@@ -45,8 +46,12 @@ def make_schedule(name: str, learning_rate: float, *, total_steps: int, warmup_s
         >>> round(float(s(1_000_000)) / 1e-4, 6)  # halved after 1/decay_rate steps
         0.5
     """
-    if learning_rate <= 0:
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise _unknown("schedule", name, SCHEDULES)
+    if not learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {learning_rate}.")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, Integral) or total_steps < 1:
+        raise ValueError(f"`total_steps` must be a positive int, got {total_steps!r}.")
     if name == "constant":
         return optax.constant_schedule(learning_rate)
     if name == "step":
@@ -88,6 +93,12 @@ def make_optimizer(name: str, schedule: float | Callable, *, momentum: float = 0
         >>> tx = make_optimizer("nesterov", 0.1, momentum=0.9, clip_norm=1.0)
         >>> state = tx.init({"w": jnp.ones(3)})
     """
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise _unknown("optimizer", name, OPTIMIZERS)
+    if not weight_decay >= 0:
+        raise ValueError(f"`weight_decay` must be >= 0, got {weight_decay!r}.")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"`clip_norm` must be > 0 (or None for no clipping), got {clip_norm!r}.")
     parts = []
     if clip_norm is not None:
         parts.append(optax.clip_by_global_norm(clip_norm))

@@ -20,6 +20,7 @@ would divide by the device count twice over. ``tests/training/test_parallel.py``
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,8 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
         >>> s.mode, s.num_devices == len(jax.devices())
         ('mesh', True)
     """
+    if mode not in PARALLEL_MODES:
+        raise _unknown_mode(mode)
     if mode == "none":
         device = (devices or jax.local_devices())[0]
         return Strategy(
@@ -152,4 +155,11 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
             put_batch=put_batch,
             get_metrics=lambda m: jax.tree_util.tree_map(
                 lambda x: np.asarray(x.addressable_data(0)), m))
-    raise ValueError(f"unknown parallel mode {mode!r}; choose one of {', '.join(PARALLEL_MODES)}.")
+    raise _unknown_mode(mode)
+
+
+def _unknown_mode(mode: Any) -> ValueError:
+    close = difflib.get_close_matches(str(mode), PARALLEL_MODES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown parallel mode {mode!r}.{hint} Choose one of "
+                      f"{', '.join(PARALLEL_MODES)}.")

@@ -71,7 +71,15 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
         >>> s.params["Dense_0"]["kernel"].shape, int(s.step)
         ((3, 2), 0)
     """
-    if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    dtype = getattr(rng, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jax.dtypes.prng_key)
+                             or (dtype == jnp.uint32 and jnp.shape(rng) == (2,))):
+        raise TypeError(f"`rng` must be one PRNG key, `jax.random.PRNGKey(seed)` or "
+                        f"`jax.random.key(seed)`, got {rng!r}.")
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"`tx` must be an optax GradientTransformation, e.g. "
+                        f"`optax.sgd(0.1)` or `jaxcnn.training.make_optimizer(...)`, got {tx!r}.")
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
         rng = jax.random.key_data(rng)
     init_rng, train_rng = jax.random.split(rng)
 

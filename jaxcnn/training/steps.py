@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any
 
 import jax
@@ -37,6 +38,9 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
 
     A step whose loss or gradients are not finite leaves params, optimizer state and BatchNorm
     statistics unchanged and sets ``metrics["nonfinite_loss"]`` / ``["nonfinite_grads"]`` to 1.
+    Under ``jit`` the step cannot raise on values: labels outside ``[0, K)`` and NaN pixels are
+    caught on the host, before the batch is placed, by :func:`jaxcnn.data.check_batch`
+    (``finite=True`` for the pixels).
 
     With ``axis_name`` (inside ``pmap`` or ``shard_map``), gradients, BatchNorm statistics and
     metrics are averaged over that axis with ``lax.pmean``; the model's BatchNorm layers
@@ -58,6 +62,18 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
         >>> sorted(metrics), int(state.step)
         (['accuracy', 'loss', 'nonfinite_grads', 'nonfinite_loss'], 1)
     """
+    # Checked now: inside the step they would only fail at the first trace, or never.
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}.")
+    if not l2_weight_decay >= 0.0:
+        raise ValueError(f"`l2_weight_decay` must be >= 0, got {l2_weight_decay!r}.")
+    if not len(aux_weights):
+        raise ValueError("`aux_weights` must give at least the main head's weight, e.g. "
+                         "(1.0, 0.3, 0.3) for GoogLeNet; got an empty sequence.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"`augment` must be a function (key, images) -> images such as "
+                        f"jaxcnn.augment.compose([...]), got {augment!r}.")
+
     def loss_fn(params, state: TrainState, batch: Batch, rng):
         outputs, new_vars = state.apply_fn(
             _variables(params, state.batch_stats), batch["image"], train=True,
@@ -122,6 +138,9 @@ def make_eval_step(*, num_classes: int, confusion: bool = True, axis_name: str |
         >>> int(make_eval_step(num_classes=3)(state, batch)["count"])
         4
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
+        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+
     def eval_step(state: TrainState, batch: Batch):
         outputs = state.apply_fn(_variables(state.params, state.batch_stats), batch["image"],
                                  train=False)

@@ -1,17 +1,41 @@
-"""Worker for the multi-host test: train 10 mesh steps, save the parameters.
+"""Worker for the multi-host tests: train mesh steps, save the parameters.
 
-    python -m tests.training._multihost_worker OUT.npz PROCESS_ID NUM_PROCESSES PORT DEVICES
+    python -m tests.training._multihost_worker OUT.npz PROCESS_ID NUM_PROCESSES PORT DEVICES \
+        [STEPS [HEARTBEAT_S]]
 
-With NUM_PROCESSES=1 it is the single-process reference on DEVICES local devices.
+With NUM_PROCESSES=1 it is the single-process reference on DEVICES local devices. STEPS
+(default 10) and the distributed heartbeat timeout HEARTBEAT_S (default 10) let the fault test
+keep the processes training until it kills one; ``OUT.npz.started`` appears after the first
+step. :func:`launch` starts one worker from a test.
 """
 
 import os
+import socket
+import subprocess
 import sys
+from pathlib import Path
 
 GLOBAL_BATCH, STEPS = 16, 10
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def main(out: str, process_id: int, num_processes: int, port: int, devices: int) -> None:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for the coordinator."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(out, process_id, num_processes, port, devices, *extra) -> subprocess.Popen:
+    """Start a worker process (arguments as on the command line); stdout/stderr are piped."""
+    args = [out, process_id, num_processes, port, devices, *extra]
+    return subprocess.Popen([sys.executable, "-m", "tests.training._multihost_worker",
+                             *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def main(out: str, process_id: int, num_processes: int, port: int, devices: int,
+         steps: int = STEPS, heartbeat_s: int = 10) -> None:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
@@ -22,7 +46,8 @@ def main(out: str, process_id: int, num_processes: int, port: int, devices: int)
     from jaxcnn.training.distributed import initialize
     from tests.training._models import TinyNet
 
-    initialize(f"127.0.0.1:{port}", num_processes, process_id, heartbeat_timeout_seconds=10)
+    initialize(f"127.0.0.1:{port}", num_processes, process_id,
+               heartbeat_timeout_seconds=heartbeat_s)
     state = create_train_state(TinyNet(), make_optimizer("momentum", 0.05),
                                jax.random.PRNGKey(0), jnp.ones((1, 8, 8, 1)))
     strategy = make_strategy("mesh", num_classes=10)
@@ -30,12 +55,16 @@ def main(out: str, process_id: int, num_processes: int, port: int, devices: int)
     rng = np.random.default_rng(0)
     local = GLOBAL_BATCH // jax.process_count()
     lo = jax.process_index() * local
-    for _ in range(STEPS):
+    for step in range(steps):
         labels = rng.integers(0, 10, GLOBAL_BATCH).astype(np.int32)
         images = rng.normal(size=(GLOBAL_BATCH, 8, 8, 1)).astype(np.float32)
         images += labels[:, None, None, None]
         batch = {"image": images[lo:lo + local], "label": labels[lo:lo + local]}  # this host's
-        placed, _ = strategy.train_step(placed, strategy.put_batch(batch))
+        placed, metrics = strategy.train_step(placed, strategy.put_batch(batch))
+        if step == 0:
+            jax.block_until_ready(metrics)
+            with open(f"{out}.started", "w"):
+                pass
     final = strategy.get_state(placed)
     tree = {"params": final.params, "bs": final.batch_stats}
     leaves = jax.tree_util.tree_leaves_with_path(tree)
@@ -44,4 +73,4 @@ def main(out: str, process_id: int, num_processes: int, port: int, devices: int)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *map(int, sys.argv[2:6]))
+    main(sys.argv[1], *map(int, sys.argv[2:]))

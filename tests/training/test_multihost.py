@@ -1,31 +1,14 @@
 """Two local processes joined by jax.distributed (gloo on CPU) train like one 4-device run."""
 
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(out, pid, nproc, port, devices):
-    return subprocess.Popen([sys.executable, "-m", "tests.training._multihost_worker", str(out),
-                             str(pid), str(nproc), str(port), str(devices)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from tests.training._multihost_worker import free_port, launch
 
 
 def test_two_processes_match_single_process_four_devices(tmp_path):
-    port = _free_port()
-    procs = [_worker(tmp_path / f"p{i}.npz", i, 2, port, 2) for i in range(2)]
-    reference = _worker(tmp_path / "ref.npz", 0, 1, 0, 4)
+    port = free_port()
+    procs = [launch(tmp_path / f"p{i}.npz", i, 2, port, 2) for i in range(2)]
+    reference = launch(tmp_path / "ref.npz", 0, 1, 0, 4)
     for p in [*procs, reference]:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
