@@ -238,7 +238,8 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
     Returns:
         The cell plus ``images_per_s`` (batch / median step), ``step_s`` (median), ``times``
         (every timed step), ``first_s`` (first call), ``params``, ``peak_rss_mib`` (this
-        process's ``ru_maxrss``), ``cores``, ``xla_flags`` (as seen after the imports), and for
+        process's ``ru_maxrss``), ``cores``, ``load_1min`` (the machine's load average at the
+        end: other jobs), ``xla_flags`` (as seen after the imports), and for
         JAX cells ``setup_s`` (model and train-state creation, which compiles ``init``),
         ``lower_s``, ``compile_s`` and ``flops`` (XLA's cost analysis, per step) when the
         step is a jit/pmap object (``first_s`` then excludes them).
@@ -271,7 +272,7 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
                             int(cell.get("devices", 1)))
         step_s = statistics.median(out["times"])
         result.update(out, batch=batch, step_s=step_s, images_per_s=batch / step_s)
-    result.update(peak_rss_mib=_peak_rss_mib(), cores=cores(),
+    result.update(peak_rss_mib=_peak_rss_mib(), cores=cores(), load_1min=os.getloadavg()[0],
                   xla_flags=os.environ.get("XLA_FLAGS", ""))
     return result
 

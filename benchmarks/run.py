@@ -127,9 +127,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     Per mode: ``images_per_s`` (median over repetitions of each cell's median step) and its
     ``range``; ``ratio`` = median over repetitions of jaxcnn's images/s divided by this
-    framework's in the same repetition (> 1: jaxcnn faster); ``compile_s`` (lower + compile,
-    JAX only), ``first_s`` (compile + first call), ``rss_mib`` (largest), ``gflops`` = XLA's
-    flop count of the step
+    framework's in the same repetition (> 1: jaxcnn faster) and its ``ratio_range``;
+    ``compile_s`` (lower + compile, JAX only) and ``first_s`` (compile + first call), both of
+    the fastest repetition; ``rss_mib`` (largest); ``gflops`` = XLA's flop count of the step
     (jaxcnn's count for PyTorch rows: the same model) / median step time, and ``peak_pct`` of
     the best measured matmul peak.
 
@@ -180,13 +180,17 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                      for r in rs]
             row[mode] = {
                 "images_per_s": _median(ips), "range": (min(ips), max(ips)),
-                "ratio": _median(ratios), "compile_s": _median(compile_s),
-                "first_s": _median(first),
+                "ratio": _median(ratios),
+                "ratio_range": (min(ratios), max(ratios)) if ratios else None,
+                # Fastest repetition: other jobs can only add time to a fixed amount of work.
+                "compile_s": min(compile_s, default=None), "first_s": min(first),
                 "rss_mib": max(r["peak_rss_mib"] for r in rs),
                 "flops": flops, "gflops": gflops,
                 "peak_pct": 100 * gflops / peak if gflops and peak else None}
         rows.append(row)
-    return {"peak_gflops": peak, "peaks": peaks, "rows": rows}
+    loads = [r["load_1min"] for r in results if "load_1min" in r]
+    return {"peak_gflops": peak, "peaks": peaks, "rows": rows,
+            "load": (min(loads), max(loads)) if loads else None}
 
 
 def _fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
@@ -199,6 +203,11 @@ def _rate(m: dict[str, Any] | None) -> str:
     lo, hi = m["range"]
     spread = f" ({lo:.1f}-{hi:.1f})" if hi > lo else ""
     return f"{m['images_per_s']:.1f}{spread}"
+
+
+def _ratio(m: dict[str, Any]) -> str:
+    lo, hi = m["ratio_range"]
+    return f"**{m['ratio']:.2f}**" + (f" ({lo:.2f}-{hi:.2f})" if hi > lo else "")
 
 
 def _pair(row: dict[str, Any], key: str, spec: str = ".1f") -> str:
@@ -226,7 +235,7 @@ def throughput_table(summary: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary["rows"]:
         train, infer = row.get("train"), row.get("infer")
-        ratios = [f"**{m['ratio']:.2f}**" if m and m["ratio"] is not None else
+        ratios = [_ratio(m) if m and m["ratio"] is not None else
                   ("—" if row["framework"] == "jaxcnn" else "n/a") for m in (train, infer)]
         flops = [f"{m['gflops']:.1f} ({m['peak_pct']:.1f}%)" if m and m["gflops"] and
                  m["peak_pct"] is not None else (_fmt(m["gflops"]) if m else "n/a")
@@ -300,13 +309,14 @@ How the numbers are taken (`benchmarks/run.py`, `_cells.py`):
   forward pass in evaluation mode (`jax.jit(model.apply)` / `torch.inference_mode()`).
 * Images/s = batch / median of the timed steps, each step timed to `block_until_ready` of all
   its outputs (the new state too), after the first call and warm-up steps; in brackets the
-  range over repetitions. Timed steps per cell: {steps}.
+  range over repetitions (also for the ratios). Timed steps per cell: {steps}.
 * Compile s = `jit(...).lower(...)` + `.compile()`, timed separately just before the first
   call (which then reuses the executable); first step s = compile s + that first call, what a
   fresh process waits for its first step once model and state exist (PyTorch: its first
-  eager step). Not included: creating the model and the state (`create_train_state` compiles
-  `init`), recorded as `setup_s` in the JSON. Peak host MiB = `ru_maxrss` of the cell's
-  process (everything: interpreter, framework, data, model).
+  eager step). Both are the fastest repetition's (other jobs only add time to fixed work).
+  Not included: creating the model and the state (`create_train_state` compiles `init`),
+  recorded as `setup_s` in the JSON. Peak host MiB = `ru_maxrss` of the cell's process
+  (everything: interpreter, framework, data, model).
 * GFLOP/s = XLA's `compiled.cost_analysis()["flops"]` for the step / median step time;
   PyTorch rows use jaxcnn's count for the same model. % of peak = against the matmul peak
   measured in the same run, one cell per repetition (f32 `jnp.dot` of two {peak_size}^2
@@ -330,6 +340,10 @@ def report(args: argparse.Namespace, sections: dict[str, Any], meta: dict[str, A
            f"(1 min) {meta['load'][0]:.1f} at the start and {meta['load'][1]:.1f} at the end: "
            "other engineers' jobs shared these cores, so absolute rates are noisy; the "
            "alternating-cell ratios are the numbers to compare.", ""]
+    load = sections.get("throughput", {}).get("summary", {}).get("load")
+    if load:
+        out[-2] += (f" The 1-minute load average seen by the throughput cells ranged "
+                    f"{load[0]:.1f}-{load[1]:.1f}.")
     if "throughput" in sections:
         t = sections["throughput"]
         flags = sorted({r["xla_flags"] for r in t["results"] if r["framework"] == "jaxcnn"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,23 @@ class TrainState:
                             batch_stats=batch_stats, opt_state=opt_state)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init_variables(model: nn.Module, key: jax.Array, x: jax.Array):
+    # Module-level and keyed on the (hashable) module, so building a second state for the
+    # same model and input shape reuses the compiled init instead of compiling it again.
+    return model.init({"params": key, "dropout": key}, x, train=False)
+
+
+class _Unhashed:
+    """Wrap an unhashable module as an identity-hashed static argument."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def init(self, *args, **kwargs):
+        return self.module.init(*args, **kwargs)
+
+
 def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                        sample_input: jax.Array) -> TrainState:
     """Initialise ``model`` on ``sample_input`` and wrap it with optimizer ``tx``.
@@ -83,8 +101,12 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
         rng = jax.random.key_data(rng)
     init_rng, train_rng = jax.random.split(rng)
 
-    init = jax.jit(lambda key, x: model.init({"params": key, "dropout": key}, x, train=False))
-    variables = init(init_rng, sample_input)
+    try:
+        hash(model)
+        variables = _init_variables(model, init_rng, sample_input)
+    except TypeError:  # a module with unhashable fields (e.g. a dict option): compile per call
+        variables = jax.jit(_init_variables.__wrapped__, static_argnums=0)(
+            _Unhashed(model), init_rng, sample_input)
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),

@@ -77,6 +77,7 @@ def test_ratio_is_the_median_of_same_repetition_ratios():
                           "first_s": 1.0, "peak_rss_mib": 1.0, "flops": None})
     torch_row = run.summarize(cells)["rows"][1]
     assert torch_row["train"]["ratio"] == pytest.approx(1.5)  # median of 0.5, 1.5, 1.5
+    assert torch_row["train"]["ratio_range"] == pytest.approx((0.5, 1.5))
     assert torch_row["train"]["range"] == (8.0, 20.0)
     cells[-1]["params"] = 4
     with pytest.raises(AssertionError, match="parameter counts differ"):
