@@ -44,6 +44,7 @@ def test_with_lr_sets_backbone_and_head_rates():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:mnist .* examples; the standard release:UserWarning")
 def test_end_to_end_on_tiny_random_mnist(tmp_path):
     from jaxcnn.data.prepare import prepare
     from tests.data._helpers import write_mnist_like
