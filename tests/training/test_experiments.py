@@ -48,8 +48,14 @@ def test_cli_default_config_short_run(tmp_path):
     assert final == json.loads((tmp_path / "run" / "final_metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_cli_resnet50_imagenet_smoke_on_fake_data(tmp_path):
-    """The Flax ImageNet recipe's config compiles and steps (tiny batch, fake data)."""
+    """The Flax ImageNet recipe's config compiles and steps (tiny batch, fake data).
+
+    Slow (90 s on 2 cores, almost all of it compiling ResNet-50's train and eval steps); the
+    default suite still loads every config and builds every model, and the same CLI path runs
+    in test_cli_default_config_short_run.
+    """
     proc = _run(["--config", "experiments/configs/resnet50_imagenet.py", "--workdir",
                  str(tmp_path / "run"), "--config.dataset=fake_imagenet", "--config.num_steps=2",
                  "--config.batch_size=8", "--config.eval_batch_size=128",
