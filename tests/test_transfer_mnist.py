@@ -43,6 +43,15 @@ def test_with_lr_sets_backbone_and_head_rates():
                                    -lr * np.sign(grads[name]["kernel"]), rtol=1e-4)
 
 
+def test_model_options_scale_every_conv_width():
+    assert tm._model_options(tm.ARCHS["lenet5_modern"], 2.0) == {"width": 2.0}
+    assert tm._model_options(tm.ARCHS["fcn_classifier"], 0.5) == {"features": (8, 16, 32)}
+    model = tm.create("lenet5_modern", num_classes=5,
+                      **tm._model_options(tm.ARCHS["lenet5_modern"], 2.0))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+    assert [shapes["params"][c]["kernel"].shape[-1] for c in ("c1", "c3", "c5")] == [12, 32, 240]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:mnist .* examples; the standard release:UserWarning")
 def test_end_to_end_on_tiny_random_mnist(tmp_path):
@@ -55,7 +64,8 @@ def test_end_to_end_on_tiny_random_mnist(tmp_path):
     argv = ["--data-dir", str(tmp_path / "tfds"), "--out", str(out), "--pretrain-epochs", "1",
             "--per-class", "3", "--val-size", "20", "--steps", "4", "--eval-every", "2",
             "--lrs", "1e-3", "3e-3", "--backbone-scales", "0.1", "1", "--cs", "0.1", "1",
-            "--repeats", "2", "--pretrained-cache", str(tmp_path / "pre.msgpack")]
+            "--repeats", "2", "--pretrained-cache", str(tmp_path / "pre.msgpack"),
+            "--width", "0.5", "--pretrain-rotate", "10", "--pretrain-zoom", "0.1"]
     report = tm.main(argv)
     assert json.loads(out.read_text())["test_accuracy_5_9"] == report["test_accuracy_5_9"]
     assert set(report["test_accuracy_5_9"]) == set(tm.NAMES)
@@ -67,5 +77,6 @@ def test_end_to_end_on_tiny_random_mnist(tmp_path):
     assert len(first["fine_tuned"]["tried"]) == 4 and len(first["scratch"]["tried"]) == 2
     # the cached pretrained weights are reused, and refused for another recipe
     assert tm.main(argv + ["--repeats", "1"])["pretrain_steps"] == report["pretrain_steps"]
-    with pytest.raises(ValueError, match="pretrained-cache"):
-        tm.main(argv + ["--shift", "1"])
+    for other in (["--shift", "1"], ["--width", "1"], ["--pretrain-rotate", "5"]):
+        with pytest.raises(ValueError, match="pretrained-cache"):
+            tm.main(argv + other)

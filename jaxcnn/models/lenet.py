@@ -82,6 +82,9 @@ class LeNet5(nn.Module):
             :func:`jaxcnn.layers.get_activation` accepts.
         pooling: ``"avg"`` (default, the paper's subsampling) or ``"max"``.
         dropout_rate: dropout on the inputs of F6 and of the output layer; default 0.
+        width: multiplier of the channel counts of C1, C3 and C5 (``max(1, round(c * width))``
+            of 6, 16, 120; F6 keeps 84 units); default 1, the paper's network. Wider early
+            layers learn more (and more generic) features, e.g. for transfer learning.
         dtype: compute dtype; params stay float32.
 
     The input must be at least 32x32 (pad 28x28 MNIST digits by 2); a larger input leaves a
@@ -104,6 +107,7 @@ class LeNet5(nn.Module):
     activation: str | Callable[[Array], Array] = "tanh"
     pooling: str = "avg"
     dropout_rate: float = 0.0
+    width: float = 1.0
     dtype: Any = None
 
     @nn.compact
@@ -116,10 +120,14 @@ class LeNet5(nn.Module):
                              f"`jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))`.")
         if self.pooling not in _POOLS:
             raise ValueError(f"`pooling` must be one of {tuple(_POOLS)}, got {self.pooling!r}.")
+        if not (isinstance(self.width, int | float) and self.width > 0):
+            raise ValueError(f"`width` must be a number > 0 (1 for the paper's channel counts), "
+                             f"got {self.width!r}.")
         act, pool = _activation(self.activation), _POOLS[self.pooling]
 
         def conv(features: int, name: str) -> nn.Module:
-            return L.Conv(features, 5, padding="VALID", dtype=self.dtype, name=name)
+            return L.Conv(max(1, round(features * self.width)), 5, padding="VALID",
+                          dtype=self.dtype, name=name)
 
         x = pool(2, name="s2")(act(conv(6, "c1")(x)))
         x = pool(2, name="s4")(act(conv(16, "c3")(x)))
@@ -161,7 +169,7 @@ def lenet5_modern(num_classes: int = 10, dropout_rate: float = 0.0, **options: A
         num_classes: default 10.
         dropout_rate: dropout on the inputs of F6 and of the output layer; default 0
             (0.5 is the usual choice).
-        **options: other :class:`LeNet5` fields (``dtype``).
+        **options: other :class:`LeNet5` fields (``width``, ``dtype``).
 
     Example:
         >>> model = lenet5_modern(dropout_rate=0.5)

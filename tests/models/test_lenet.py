@@ -121,3 +121,19 @@ def test_bad_inputs():
         output_shape(LeNet5(), jnp.zeros((32, 32, 1)))
     with pytest.raises(TypeError, match="`x`"):
         output_shape(LeNet5(), jnp.zeros((1, 32, 32, 1), jnp.uint8))
+
+
+@pytest.mark.parametrize(("width", "channels"), [(2, (12, 32, 240)), (0.5, (3, 8, 60))])
+def test_width_scales_the_conv_channels(width, channels):
+    model = models.create("lenet5_modern", num_classes=10, width=width)
+    c1, c3, c5 = channels
+    expected = (25 * c1 + c1) + (25 * c1 * c3 + c3) + (25 * c3 * c5 + c5) + (c5 * 84 + 84) \
+        + (84 * 10 + 10)
+    assert param_count(model, X32) == expected
+    x = randn((2, 32, 32, 1), seed=6)
+    variables = numpy_variables(model, x)
+    np.testing.assert_allclose(jax.jit(model.apply)(variables, x),
+                               np_lenet(variables, x, lambda z: np.maximum(z, 0), np.max),
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="`width` must be a number > 0"):
+        output_shape(LeNet5(width=0), X32)
