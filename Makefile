@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# oneDNN convolutions (jaxcnn/_native): rebuilt when the source or the environment changes; a
+# failed build says why and leaves jaxcnn on XLA's convolutions.
+NATIVE := jaxcnn/_native/libjaxcnn_onednn.so
 
 .PHONY: install train test test-slow lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,16 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-train: $(STAMP)
+$(NATIVE): jaxcnn/_native/onednn_conv.cc $(STAMP)
+	$(BIN)/python -m jaxcnn._native.build
+
+train: $(STAMP) $(NATIVE)
 	$(BIN)/python -m experiments.train --config experiments/configs/default.py --workdir workdir/default
 
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest -m slow
 
-lint: $(STAMP)
+lint: $(STAMP) $(NATIVE)
 	$(BIN)/ruff check .
 
 clean:

@@ -127,7 +127,11 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
                                  devices=jax.devices()[:devices])
         train_fn, state, batch = (strategy.train_step, strategy.put_state(state),
                                   strategy.put_batch(batch))
+        from jaxcnn._native import onednn
+
+        conv_backend = onednn.status()
     else:
+        conv_backend = "XLA (lax.conv_general_dilated)"
         if parallel != "none":
             raise ValueError(f"cell `parallel` applies to jaxcnn cells only, got {parallel!r} "
                              f"for {framework!r}.")
@@ -157,7 +161,7 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
             jax.block_until_ready(fn(*args))
 
     out: dict[str, Any] = {"params": int(params), "setup_s": setup_s,
-                           "versions": {"jax": jax.__version__}}
+                           "versions": {"jax": jax.__version__}, "conv_backend": conv_backend}
     if hasattr(fn, "lower"):  # a jit/pmap object: lower and compile ahead, timed apart
         start = time.perf_counter()
         lowered = fn.lower(*args)
@@ -239,10 +243,11 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
         The cell plus ``images_per_s`` (batch / median step), ``step_s`` (median), ``times``
         (every timed step), ``first_s`` (first call), ``params``, ``peak_rss_mib`` (this
         process's ``ru_maxrss``), ``cores``, ``load_1min`` (the machine's load average at the
-        end: other jobs), ``xla_flags`` (as seen after the imports), and for
-        JAX cells ``setup_s`` (model and train-state creation, which compiles ``init``),
-        ``lower_s``, ``compile_s`` and ``flops`` (XLA's cost analysis, per step) when the
-        step is a jit/pmap object (``first_s`` then excludes them).
+        end: other jobs), ``xla_flags`` (as seen after the imports), and for JAX cells
+        ``conv_backend`` (who computes the convolutions), ``setup_s`` (model and train-state
+        creation, which compiles ``init``), ``lower_s``, ``compile_s`` and ``flops`` (XLA's
+        cost analysis, per step) when the step is a jit/pmap object (``first_s`` then
+        excludes them).
 
     Example:
         >>> r = measure({"framework": "peak", "size": 64, "repeats": 2})

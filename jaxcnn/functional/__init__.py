@@ -20,7 +20,14 @@ from jaxcnn.functional.activations import (
     swish,
     tanh,
 )
-from jaxcnn.functional.conv import conv, conv_transpose, depthwise_conv, local_conv, separable_conv
+from jaxcnn.functional.conv import (
+    conv,
+    conv_backend,
+    conv_transpose,
+    depthwise_conv,
+    local_conv,
+    separable_conv,
+)
 from jaxcnn.functional.correlate import convolve2d, correlate2d
 from jaxcnn.functional.dropout import dropout, spatial_dropout
 from jaxcnn.functional.linear import dense
@@ -47,7 +54,7 @@ from jaxcnn.functional.shapes import conv_output_size, pool_output_size, resolve
 
 __all__ = [
     # convolution
-    "conv", "conv_transpose", "depthwise_conv", "separable_conv", "local_conv",
+    "conv", "conv_backend", "conv_transpose", "depthwise_conv", "separable_conv", "local_conv",
     "correlate2d", "convolve2d", "conv_output_size", "pool_output_size", "resolve_padding",
     # pooling
     "max_pool", "avg_pool", "lp_pool", "global_avg_pool", "global_max_pool",

@@ -66,6 +66,8 @@ CONV = [
           ValueError, r"`groups`=2 must divide"),
     _case("conv", "bias shape", lambda: F.conv(X, K, rand(5)), ValueError,
           r"`bias` must have shape \(4,\)"),
+    _case("conv_backend", "unknown name", lambda: F.conv_backend("onednn").__enter__(),
+          ValueError, r"conv_backend `name` must be one of \('auto', 'xla'\).*'onednn'"),
     *_x_rows("conv_transpose", lambda x: F.conv_transpose(x, K),
              rank_match=r"`x` must have a batch axis"),
     _case("conv_transpose", "channel mismatch", lambda: F.conv_transpose(X, rand(3, 3, 2, 4)),

@@ -1,0 +1,1 @@
+"""Native (C++) kernels jaxcnn can use on CPU: oneDNN convolutions (:mod:`.onednn`)."""

@@ -1,0 +1,289 @@
+"""oneDNN 2-D convolutions on CPU as JAX primitives, with XLA's convolution as the fallback.
+
+Why: on x86 CPUs XLA's convolutions (and their gradients) take most of a CNN train step and are
+2-3x slower than oneDNN's; routing them to oneDNN makes ResNet-18 on CIFAR 2.4x faster
+(benchmarks/RESULTS.md, "oneDNN convolutions").
+
+Three primitives, closed under transposition so that ``grad``, ``jvp``, ``vjp``, ``hessian``
+and ``linear_transpose`` all keep working::
+
+    conv_p(x, k) -> y                  forward
+    conv_backward_data_p(dy, k) -> dx  the transpose of conv_p in x
+    conv_backward_weights_p(x, dy) -> dk  the transpose of conv_p in k
+
+Each is bilinear in its two operands; the transpose of each in either operand is one of the
+three. They lower to the FFI handlers of ``onednn_conv.cc`` in CPU programs for one device,
+and to XLA's own convolution everywhere else: GPU, TPU, and CPU programs over several devices
+(see :func:`_uses_ffi`). ``vmap`` folds a batched input into the batch axis when the kernel
+is shared, and falls back to XLA's batched convolution otherwise (per-example kernels,
+ensembles).
+
+Layout: NHWC activations, HWIO kernels, float32 only; :func:`available` says whether the
+compiled library is loaded (``python -m jaxcnn._native.build`` builds it; ``make install``
+runs that).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax._src import dispatch  # apply_primitive: the standard eager impl of a primitive
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+__all__ = ["available", "conv", "library_path", "status", "version"]
+
+Array = Any
+_DN = ("NHWC", "HWIO", "NHWC")
+_TARGETS = {"forward": "jaxcnn_onednn_conv_forward",
+            "backward_data": "jaxcnn_onednn_conv_backward_data",
+            "backward_weights": "jaxcnn_onednn_conv_backward_weights"}
+_SYMBOLS = {"forward": "JaxcnnConvForward", "backward_data": "JaxcnnConvBackwardData",
+            "backward_weights": "JaxcnnConvBackwardWeights"}
+LIBRARY_NAME = "libjaxcnn_onednn.so"
+
+
+def library_path() -> Path:
+    """Where the compiled library is looked for: ``$JAXCNN_ONEDNN_LIBRARY`` or next to this file.
+
+    Example:
+        >>> library_path().name
+        'libjaxcnn_onednn.so'
+    """
+    return Path(os.environ.get("JAXCNN_ONEDNN_LIBRARY", Path(__file__).with_name(LIBRARY_NAME)))
+
+
+@functools.cache
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """Load and register the library once; return (library or None, why not)."""
+    if os.environ.get("JAXCNN_ONEDNN", "1") == "0":
+        return None, "disabled by JAXCNN_ONEDNN=0"
+    if not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"):
+        return None, f"oneDNN convolutions are built for Linux x86-64 only, not {sys.platform}"
+    path = library_path()
+    if not path.exists():
+        return None, (f"{path} is not built: run `python -m jaxcnn._native.build` (`make "
+                      f"install` does) to build it")
+    try:
+        lib = ctypes.CDLL(str(path))
+        for op, symbol in _SYMBOLS.items():
+            jax.ffi.register_ffi_target(_TARGETS[op], jax.ffi.pycapsule(getattr(lib, symbol)),
+                                        platform="cpu")
+        lib.JaxcnnOnednnVersion.restype = ctypes.c_char_p
+    except (OSError, AttributeError) as e:  # a stale or foreign build: fall back, say why
+        return None, f"{path} could not be loaded ({e}); rebuild: python -m jaxcnn._native.build"
+    return lib, ""
+
+
+def available() -> bool:
+    """Whether oneDNN convolutions are built and loaded (then 2-D float32 convs use them on CPU).
+
+    Example:
+        >>> isinstance(available(), bool)
+        True
+    """
+    return _load()[0] is not None
+
+
+def status() -> str:
+    """One line: the oneDNN version in use, or why XLA's convolution is used instead.
+
+    Example:
+        >>> status().startswith(("oneDNN", "XLA"))
+        True
+    """
+    lib, why = _load()
+    return f"oneDNN {version()} ({library_path()})" if lib is not None else f"XLA ({why})"
+
+
+def version() -> str | None:
+    """The loaded oneDNN's version (``"3.2.0"``), or None when not loaded.
+
+    Example:
+        >>> version() is None or version().count(".") == 2
+        True
+    """
+    lib = _load()[0]
+    return None if lib is None else lib.JaxcnnOnednnVersion().decode()
+
+
+# --- XLA references: the semantics of each primitive, and its lowering off oneDNN -----------
+
+def _forward_ref(x, k, *, strides, padding, dilation, groups, **_):
+    return lax.conv_general_dilated(x, k, strides, padding, rhs_dilation=dilation,
+                                    dimension_numbers=_DN, feature_group_count=groups)
+
+
+def _backward_data_ref(dy, k, *, lhs_shape, **params):
+    x = jax.ShapeDtypeStruct(lhs_shape, dy.dtype)
+    return jax.linear_transpose(lambda x: _forward_ref(x, k, **params), x)(dy)[0]
+
+
+def _backward_weights_ref(x, dy, *, rhs_shape, **params):
+    k = jax.ShapeDtypeStruct(rhs_shape, x.dtype)
+    return jax.linear_transpose(lambda k: _forward_ref(x, k, **params), k)(dy)[0]
+
+
+conv_p = Primitive("jaxcnn_onednn_conv")
+conv_backward_data_p = Primitive("jaxcnn_onednn_conv_backward_data")
+conv_backward_weights_p = Primitive("jaxcnn_onednn_conv_backward_weights")
+_REFS = {conv_p: _forward_ref, conv_backward_data_p: _backward_data_ref,
+         conv_backward_weights_p: _backward_weights_ref}
+_OPS = {conv_p: "forward", conv_backward_data_p: "backward_data",
+        conv_backward_weights_p: "backward_weights"}
+
+
+def _bind(prim, a, b, params):
+    return prim.bind(a, b, **params)
+
+
+# Bilinear transposes (see the module docstring): <F(x, k), c> = <x, BD(c, k)> = <k, BW(x, c)>.
+def _forward_t_x(ct, x, k, **p):
+    return _bind(conv_backward_data_p, ct, k, {**p, "lhs_shape": x.aval.shape})
+
+
+def _forward_t_k(ct, x, k, **p):
+    return _bind(conv_backward_weights_p, x, ct, {**p, "rhs_shape": k.aval.shape})
+
+
+def _backward_data_t_dy(ct, dy, k, **p):
+    return _bind(conv_p, ct, k, p)
+
+
+def _backward_data_t_k(ct, dy, k, **p):
+    return _bind(conv_backward_weights_p, ct, dy, {**p, "rhs_shape": k.aval.shape})
+
+
+def _backward_weights_t_x(ct, x, dy, **p):
+    return _bind(conv_backward_data_p, dy, ct, {**p, "lhs_shape": x.aval.shape})
+
+
+def _backward_weights_t_dy(ct, x, dy, **p):
+    return _bind(conv_p, x, ct, p)
+
+
+def _strip(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k not in ("lhs_shape", "rhs_shape")}
+
+
+def _wrap(rule, drop):
+    # Each rule's output primitive takes only its own shape parameter.
+    return lambda ct, a, b, **p: rule(ct, a, b, **{k: v for k, v in p.items() if k != drop})
+
+
+ad.defbilinear(conv_p, _forward_t_x, _forward_t_k)
+ad.defbilinear(conv_backward_data_p, _wrap(_backward_data_t_dy, "lhs_shape"),
+               _wrap(_backward_data_t_k, "lhs_shape"))
+ad.defbilinear(conv_backward_weights_p, _wrap(_backward_weights_t_x, "rhs_shape"),
+               _wrap(_backward_weights_t_dy, "rhs_shape"))
+
+
+def _abstract_eval(prim):
+    ref = _REFS[prim]
+
+    def rule(a, b, **params):
+        out = jax.eval_shape(functools.partial(ref, **params),
+                             jax.ShapeDtypeStruct(a.shape, a.dtype),
+                             jax.ShapeDtypeStruct(b.shape, b.dtype))
+        return jax.core.ShapedArray(out.shape, out.dtype)
+    return rule
+
+
+def _uses_ffi(ctx) -> bool:
+    """True only in a program for one device.
+
+    A ``jit`` sharded over several devices would replicate an opaque call (XLA's partitioner
+    cannot split it), and under ``pmap`` / ``shard_map`` every device's thread would start
+    its own OpenMP team on the same cores: with more devices than cores (CPU tests force 8)
+    XLA's collectives time out waiting for them.
+    """
+    from jax._src import sharding_impls  # private: the only way to see the partitioning
+
+    axis_context = ctx.module_context.axis_context
+    if isinstance(axis_context, sharding_impls.ShardingContext):
+        return axis_context.num_devices == 1
+    if isinstance(axis_context, sharding_impls.SPMDAxisContext):
+        return axis_context.mesh.size == 1
+    return False
+
+
+def _cpu_lowering(prim):
+    reference = mlir.lower_fun(_REFS[prim], multiple_results=False)
+    target = _TARGETS[_OPS[prim]]
+
+    def rule(ctx, a, b, *, strides, padding, dilation, groups, **shapes):
+        if not available() or not _uses_ffi(ctx):
+            return reference(ctx, a, b, strides=strides, padding=padding, dilation=dilation,
+                             groups=groups, **shapes)
+        (lo0, hi0), (lo1, hi1) = padding
+        return jax.ffi.ffi_lowering(target)(
+            ctx, a, b, strides=np.asarray(strides, np.int64),
+            padding=np.asarray([lo0, hi0, lo1, hi1], np.int64),
+            dilation=np.asarray(dilation, np.int64), groups=np.int64(groups))
+    return rule
+
+
+def _batch_rule(prim):
+    # Operand 0 is an activation for every primitive; operand 1 is the kernel for conv_p and
+    # conv_backward_data_p, and dy (an activation) for conv_backward_weights_p.
+    fold = prim is not conv_backward_weights_p
+
+    def rule(args, dims, **params):
+        (a, b), (da, db) = args, dims
+        if fold and db is None:  # the kernel is shared: fold the vmapped axis into N
+            n = a.shape[da]
+            a = jnp.moveaxis(a, da, 0)
+            merged = a.reshape((n * a.shape[1],) + a.shape[2:])
+            p = dict(params)
+            if "lhs_shape" in p:
+                p["lhs_shape"] = (n * p["lhs_shape"][0],) + tuple(p["lhs_shape"][1:])
+            out = prim.bind(merged, b, **p)
+            return out.reshape((n, a.shape[1]) + out.shape[1:]), 0
+        out = jax.vmap(functools.partial(_REFS[prim], **params), in_axes=(da, db))(a, b)
+        return out, 0
+    return rule
+
+
+for _prim, _ref in _REFS.items():
+    _prim.def_impl(functools.partial(dispatch.apply_primitive, _prim))
+    _prim.def_abstract_eval(_abstract_eval(_prim))
+    mlir.register_lowering(_prim, mlir.lower_fun(_ref, multiple_results=False))
+    mlir.register_lowering(_prim, _cpu_lowering(_prim), platform="cpu")
+    batching.primitive_batchers[_prim] = _batch_rule(_prim)
+
+
+def conv(x: Array, kernel: Array, strides: tuple[int, int], padding: tuple, dilation:
+         tuple[int, int] = (1, 1), groups: int = 1) -> Array:
+    """2-D float32 convolution through oneDNN on CPU (XLA elsewhere); ``lax`` semantics.
+
+    Equal to ``lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)`` up to float32
+    rounding, with every JAX transformation. Inputs are not checked here:
+    :func:`jaxcnn.functional.conv` checks them and calls this.
+
+    Args:
+        x: ``(N, H, W, C)`` float32.
+        kernel: ``(KH, KW, C // groups, O)`` float32.
+        strides: two ints >= 1.
+        padding: two ``(low, high)`` pairs of ints >= 0.
+        dilation: two ints >= 1 (kernel dilation).
+        groups: feature groups.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> conv(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 5)), (1, 1), ((1, 1), (1, 1))).shape
+        (1, 4, 4, 5)
+    """
+    params = dict(strides=tuple(int(s) for s in strides),
+                  padding=tuple((int(lo), int(hi)) for lo, hi in padding),
+                  dilation=tuple(int(d) for d in dilation), groups=int(groups))
+    return conv_p.bind(x, kernel, **params)

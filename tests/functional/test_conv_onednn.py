@@ -1,0 +1,177 @@
+"""oneDNN convolutions (jaxcnn._native.onednn) against lax.conv_general_dilated.
+
+Every primitive (forward, input gradient, kernel gradient) is compared with XLA's convolution
+on fresh random inputs, through every JAX transformation, and jaxcnn.functional.conv's choice
+of backend is checked (oneDNN for 2-D float32 on one CPU device, XLA otherwise).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from jax.test_util import check_grads
+
+from jaxcnn import functional as F
+from jaxcnn._native import build, onednn
+
+pytestmark = pytest.mark.skipif(not onednn.available(), reason=onednn.status())
+
+DN = ("NHWC", "HWIO", "NHWC")
+# (x shape, kernel shape, strides, padding, dilation, groups)
+CASES = {
+    "3x3 same": ((2, 9, 9, 5), (3, 3, 5, 7), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    "stride 2": ((3, 12, 11, 4), (3, 3, 4, 6), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
+    "asymmetric": ((2, 8, 10, 3), (2, 4, 3, 5), (2, 1), ((0, 1), (2, 1)), (1, 1), 1),
+    "dilated": ((1, 13, 12, 4), (3, 3, 4, 4), (1, 1), ((2, 2), (2, 2)), (2, 2), 1),
+    "grouped": ((2, 8, 8, 6), (3, 3, 2, 9), (1, 1), ((1, 1), (1, 1)), (1, 1), 3),
+    "depthwise": ((2, 10, 10, 8), (5, 5, 1, 16), (2, 2), ((2, 2), (2, 2)), (1, 1), 8),
+    "1x1 stride 2": ((4, 8, 8, 16), (1, 1, 16, 32), (2, 2), ((0, 0), (0, 0)), (1, 1), 1),
+    "valid 7x7": ((2, 16, 16, 3), (7, 7, 3, 8), (2, 2), ((3, 3), (3, 3)), (1, 1), 1),
+    "kernel > input": ((1, 3, 3, 2), (5, 5, 2, 3), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),
+}
+
+
+def randn(shape, seed):
+    return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
+
+
+def reference(x, k, strides, padding, dilation, groups):
+    return lax.conv_general_dilated(x, k, strides, padding, rhs_dilation=dilation,
+                                    dimension_numbers=DN, feature_group_count=groups)
+
+
+def assert_close(actual, desired):
+    # float32 sums in a different order: relative to the output's scale, 1e-5 at most.
+    desired = np.asarray(desired)
+    np.testing.assert_allclose(np.asarray(actual), desired, rtol=0,
+                               atol=1e-5 * max(1.0, float(np.abs(desired).max())))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_and_gradients_match_xla(case):
+    x_shape, k_shape, *params = CASES[case]
+    x, k = randn(x_shape, 0), randn(k_shape, 1)
+    y = reference(x, k, *params)
+    dy = randn(y.shape, 2)
+    assert_close(jax.jit(lambda x, k: onednn.conv(x, k, *params))(x, k), y)
+    assert_close(onednn.conv(x, k, *params), y)  # eager
+    _, vjp_ref = jax.vjp(lambda x, k: reference(x, k, *params), x, k)
+    _, vjp = jax.vjp(lambda x, k: onednn.conv(x, k, *params), x, k)
+    for got, want in zip(jax.jit(vjp)(dy), vjp_ref(dy), strict=True):
+        assert_close(got, want)
+
+
+def test_the_step_runs_oneDNN_custom_calls():
+    x, k = randn((2, 8, 8, 3), 0), randn((3, 3, 3, 4), 1)
+    loss = lambda x, k: (onednn.conv(x, k, (1, 1), ((1, 1), (1, 1))) ** 2).sum()
+    hlo = jax.jit(jax.grad(loss, (0, 1))).lower(x, k).as_text()
+    for op in ("forward", "backward_data", "backward_weights"):
+        assert onednn._TARGETS[op] in hlo
+
+
+def test_forward_and_reverse_derivatives_to_second_order():
+    x, k = randn((1, 5, 6, 2), 3), randn((3, 2, 2, 3), 4)
+    f = lambda x, k: onednn.conv(x, k, (2, 1), ((1, 1), (0, 1)), (1, 2), 1)
+    check_grads(f, (x, k), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
+    # jvp agrees with XLA's too (bilinear: d conv = conv(dx, k) + conv(x, dk))
+    dx, dk = randn(x.shape, 5), randn(k.shape, 6)
+    ref = lambda x, k: reference(x, k, (2, 1), ((1, 1), (0, 1)), (1, 2), 1)
+    for got, want in zip(jax.jvp(f, (x, k), (dx, dk)), jax.jvp(ref, (x, k), (dx, dk)),
+                         strict=True):
+        assert_close(got, want)
+
+
+def test_hessian_vector_product_matches_xla():
+    x, k = randn((2, 6, 6, 3), 7), randn((3, 3, 3, 4), 8)
+    v = randn(k.shape, 9)
+
+    def hvp(conv):
+        loss = lambda k: jnp.sum(jnp.tanh(conv(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)))
+        return jax.jvp(jax.grad(loss), (k,), (v,))[1]
+    assert_close(jax.jit(lambda: hvp(onednn.conv))(), hvp(reference))
+
+
+@pytest.mark.parametrize("axes", [(0, None), (1, None), (None, 0), (0, 0)])
+def test_vmap_matches_xla(axes):
+    x, k = randn((2, 7, 7, 4), 10), randn((3, 3, 2, 6), 11)
+    x = jnp.stack([x, 2 * x, -x], axes[0]) if axes[0] is not None else x
+    k = jnp.stack([k, 0.5 * k, k + 1], axes[1]) if axes[1] is not None else k
+    params = ((2, 2), ((1, 1), (1, 1)), (1, 1), 2)
+    got = jax.jit(jax.vmap(lambda x, k: onednn.conv(x, k, *params), axes))(x, k)
+    assert_close(got, jax.vmap(lambda x, k: reference(x, k, *params), axes)(x, k))
+    # per-example gradients (both operands of the kernel gradient batched)
+    grad = lambda conv: jax.vmap(jax.grad(lambda k, x: jnp.sum(conv(x, k, *params) ** 2)),
+                                 (axes[1], axes[0]))(k, x)
+    assert_close(jax.jit(lambda: grad(onednn.conv))(), grad(reference))
+
+
+def test_functional_conv_picks_the_backend():
+    x, k = randn((2, 8, 8, 3), 12), randn((3, 3, 3, 4), 13)
+    # a fresh function per trace: jit's cache does not know about conv_backend
+    lowered = lambda f, *a: jax.jit(lambda *b: f(*b)).lower(*a).as_text()
+    target = onednn._TARGETS["forward"]
+    assert target in lowered(F.conv, x, k)
+    assert target in lowered(F.depthwise_conv, x, randn((3, 3, 1, 6), 14))
+    with F.conv_backend("xla"):
+        assert target not in lowered(F.conv, x, k)
+        y_xla = jax.jit(lambda x, k: F.conv(x, k))(x, k)
+    assert_close(F.conv(x, k, stride=2, padding="SAME"),
+                 jax.jit(lambda x, k: F.conv(x, k, stride=2))(x, k))
+    assert_close(jax.jit(F.conv)(x, k), y_xla)
+    # other dtypes and ranks stay on XLA
+    assert target not in lowered(F.conv, x.astype(jnp.bfloat16), k.astype(jnp.bfloat16))
+    assert target not in lowered(F.conv, x[:, 0], k[0])
+    with pytest.raises(ValueError, match="conv_backend `name` must be one of"):
+        with F.conv_backend("onednn3"):
+            pass
+
+
+def test_programs_over_several_devices_use_xla():
+    if jax.device_count() < 2:
+        pytest.skip("needs 2 devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    devices = jax.devices()[:2]
+    x, k = randn((4, 8, 8, 3), 15), randn((3, 3, 3, 4), 16)
+    mesh = Mesh(np.asarray(devices), ("data",))
+    sharded = jax.jit(F.conv, in_shardings=(NamedSharding(mesh, P("data")),
+                                             NamedSharding(mesh, P())))
+    # the partitioner would replicate an opaque custom call: XLA's convolution is used
+    assert onednn._TARGETS["forward"] not in sharded.lower(x, k).as_text()
+    assert_close(sharded(x, k), reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
+    # pmap: one OpenMP team per device thread would oversubscribe the cores
+    pmapped = jax.pmap(F.conv, in_axes=(0, None), devices=devices)
+    xs = x.reshape(2, 2, 8, 8, 3)
+    assert onednn._TARGETS["forward"] not in pmapped.lower(xs, k).as_text()
+    single = jax.pmap(F.conv, in_axes=(0, None), devices=devices[:1])
+    assert onednn._TARGETS["forward"] in single.lower(x[None], k).as_text()
+    assert_close(pmapped(xs, k).reshape(4, 8, 8, 4),
+                 reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
+
+
+def test_status_and_switching_off(tmp_path):
+    assert onednn.status().startswith("oneDNN 3.")
+    assert onednn.version().count(".") == 2
+    code = "from jaxcnn._native import onednn; print(onednn.status())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"JAXCNN_ONEDNN": "0", "JAX_PLATFORMS": "cpu",
+                              "PATH": "/usr/bin:/bin"}, check=True).stdout
+    assert out.strip() == "XLA (disabled by JAXCNN_ONEDNN=0)"
+    missing = tmp_path / "missing.so"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"JAXCNN_ONEDNN_LIBRARY": str(missing), "JAX_PLATFORMS": "cpu",
+                              "PATH": "/usr/bin:/bin"}, check=True).stdout
+    assert out.startswith(f"XLA ({missing} is not built: run `python -m jaxcnn._native.build`")
+
+
+def test_build_writes_a_loadable_library(tmp_path):
+    assert isinstance(build.command(tmp_path / "x.so"), list)
+    out = build.build(tmp_path / "libjaxcnn_onednn.so", quiet=True)
+    assert out is not None and out.stat().st_size > 0
+    assert build.build(tmp_path / "no-such-dir" / "lib.so", quiet=True) is None
