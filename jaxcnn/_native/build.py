@@ -47,7 +47,7 @@ def command(out: Path) -> list[str] | str:
 
     lib = prefix / "lib"
     # rpath: the library finds libdnnl.so.3 in this environment without LD_LIBRARY_PATH.
-    return [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
+    return [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w",
             f"-I{jax.ffi.include_dir()}", f"-I{prefix / 'include'}", str(SOURCE),
             f"-L{lib}", f"-Wl,-rpath,{lib}", "-l:libdnnl.so.3", "-o", str(out)]
 

@@ -12,11 +12,11 @@ and ``linear_transpose`` all keep working::
     conv_backward_weights_p(x, dy) -> dk  the transpose of conv_p in k
 
 Each is bilinear in its two operands; the transpose of each in either operand is one of the
-three. They lower to the FFI handlers of ``onednn_conv.cc`` in CPU programs for one device,
-and to XLA's own convolution everywhere else: GPU, TPU, and CPU programs over several devices
-(see :func:`_uses_ffi`). ``vmap`` folds a batched input into the batch axis when the kernel
-is shared, and falls back to XLA's batched convolution otherwise (per-example kernels,
-ensembles).
+three. They lower to the FFI handlers of ``onednn_conv.cc`` in CPU programs for one device
+and under ``pmap`` / ``shard_map``, and to XLA's own convolution everywhere else: GPU, TPU,
+and a ``jit`` partitioned over several CPU devices (see :func:`_ffi_threads`). ``vmap``
+folds a batched input into the batch axis when the kernel is shared, and falls back to XLA's
+batched convolution otherwise (per-example kernels, ensembles).
 
 Layout: NHWC activations, HWIO kernels, float32 only; :func:`available` says whether the
 compiled library is loaded (``python -m jaxcnn._native.build`` builds it; ``make install``
@@ -198,22 +198,36 @@ def _abstract_eval(prim):
     return rule
 
 
-def _uses_ffi(ctx) -> bool:
-    """True only in a program for one device.
+def _cores() -> int:
+    return int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
 
-    A ``jit`` sharded over several devices would replicate an opaque call (XLA's partitioner
-    cannot split it), and under ``pmap`` / ``shard_map`` every device's thread would start
-    its own OpenMP team on the same cores: with more devices than cores (CPU tests force 8)
-    XLA's collectives time out waiting for them.
+
+def _ffi_threads(ctx) -> int | None:
+    """OpenMP threads per oneDNN call in this program, or None to use XLA's convolution.
+
+    One-device programs use every core. Under ``pmap`` and ``shard_map`` (every mesh axis
+    manual) each device runs its own program on its own thread, so the cores are shared out:
+    unshared, with more devices than cores (CPU tests force 8), the OpenMP teams starve
+    each other and XLA's collectives time out. A ``jit`` partitioned over several devices
+    gets XLA's convolution: its partitioner cannot split an opaque call, it would replicate it.
     """
     from jax._src import sharding_impls  # private: the only way to see the partitioning
 
     axis_context = ctx.module_context.axis_context
     if isinstance(axis_context, sharding_impls.ShardingContext):
-        return axis_context.num_devices == 1
+        return _cores() if axis_context.num_devices == 1 else None
     if isinstance(axis_context, sharding_impls.SPMDAxisContext):
-        return axis_context.mesh.size == 1
-    return False
+        mesh = axis_context.mesh
+        if mesh.size == 1:
+            return _cores()
+        if set(axis_context.manual_axes) != set(mesh.axis_names):
+            return None
+        try:  # devices of this process (multi-host meshes span several)
+            local = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+        except AttributeError:  # an abstract mesh
+            local = mesh.size
+        return max(1, _cores() // max(1, local))
+    return None
 
 
 def _cpu_lowering(prim):
@@ -221,14 +235,16 @@ def _cpu_lowering(prim):
     target = _TARGETS[_OPS[prim]]
 
     def rule(ctx, a, b, *, strides, padding, dilation, groups, **shapes):
-        if not available() or not _uses_ffi(ctx):
+        threads = _ffi_threads(ctx) if available() else None
+        if threads is None:
             return reference(ctx, a, b, strides=strides, padding=padding, dilation=dilation,
                              groups=groups, **shapes)
         (lo0, hi0), (lo1, hi1) = padding
         return jax.ffi.ffi_lowering(target)(
             ctx, a, b, strides=np.asarray(strides, np.int64),
             padding=np.asarray([lo0, hi0, lo1, hi1], np.int64),
-            dilation=np.asarray(dilation, np.int64), groups=np.int64(groups))
+            dilation=np.asarray(dilation, np.int64), groups=np.int64(groups),
+            threads=np.int64(threads))
     return rule
 
 

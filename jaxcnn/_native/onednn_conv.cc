@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <omp.h>
+
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
@@ -129,7 +131,8 @@ Plan& CachedPlan(Op op, const Geometry& g) {
   static std::mutex mutex;
   static std::unordered_map<std::string, std::unique_ptr<Plan>> cache;
   std::ostringstream key;
-  key << static_cast<int>(op);
+  // oneDNN sizes its work split by the calling thread's OpenMP thread count: part of the key.
+  key << static_cast<int>(op) << '/' << omp_get_max_threads();
   for (int64_t v : {g.n, g.h, g.w, g.c, g.kh, g.kw, g.ci, g.co, g.oh, g.ow, g.groups}) key << ',' << v;
   for (const auto* dims : {&g.strides, &g.dilates, &g.pad_l, &g.pad_r})
     for (int64_t v : *dims) key << ';' << v;
@@ -192,7 +195,7 @@ void Execute(Op op, Plan& plan, void* src, void* user_wei, void* dst) {
 template <Op op>
 ffi::Error Run(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                ffi::Span<const int64_t> strides, ffi::Span<const int64_t> padding,
-               ffi::Span<const int64_t> dilation, int64_t groups) {
+               ffi::Span<const int64_t> dilation, int64_t groups, int64_t threads) {
   // Operand order per op: forward (x, k) -> y; backward data (dy, k) -> dx;
   // backward weights (x, dy) -> dk.
   for (auto type : {a.element_type(), b.element_type(), out->element_type()}) {
@@ -210,6 +213,9 @@ ffi::Error Run(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> o
       : MakeGeometry(a.dimensions(), out->dimensions(), b.dimensions(), strides, padding, dilation,
                      groups, &g);
   if (error.failure()) return error;
+  // OpenMP threads for this call (jaxcnn/_native/onednn.py picks them): all cores for a
+  // one-device program, fewer when several devices' programs share the cores (pmap).
+  if (threads > 0 && omp_get_max_threads() != threads) omp_set_num_threads(static_cast<int>(threads));
   try {
     Plan& plan = CachedPlan(op, g);
     if (op == Op::kForward) {
@@ -236,7 +242,8 @@ ffi::Error Run(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> o
                                     .Attr<ffi::Span<const int64_t>>("strides") \
                                     .Attr<ffi::Span<const int64_t>>("padding") \
                                     .Attr<ffi::Span<const int64_t>>("dilation") \
-                                    .Attr<int64_t>("groups"));
+                                    .Attr<int64_t>("groups")                 \
+                                    .Attr<int64_t>("threads"));
 
 JAXCNN_CONV_HANDLER(JaxcnnConvForward, Op::kForward)
 JAXCNN_CONV_HANDLER(JaxcnnConvBackwardData, Op::kBackwardData)

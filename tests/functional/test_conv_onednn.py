@@ -134,25 +134,31 @@ def test_functional_conv_picks_the_backend():
             pass
 
 
-def test_programs_over_several_devices_use_xla():
-    if jax.device_count() < 2:
-        pytest.skip("needs 2 devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
-    devices = jax.devices()[:2]
-    x, k = randn((4, 8, 8, 3), 15), randn((3, 3, 3, 4), 16)
-    mesh = Mesh(np.asarray(devices), ("data",))
+def test_sharded_jit_uses_xla_and_pmap_shares_the_cores():
+    if jax.device_count() < 8:
+        pytest.skip("needs 8 devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    x, k = randn((8, 8, 8, 3), 15), randn((3, 3, 3, 4), 16)
+    want = reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    mesh = Mesh(np.asarray(jax.devices()[:2]), ("data",))
     sharded = jax.jit(F.conv, in_shardings=(NamedSharding(mesh, P("data")),
                                              NamedSharding(mesh, P())))
     # the partitioner would replicate an opaque custom call: XLA's convolution is used
     assert onednn._TARGETS["forward"] not in sharded.lower(x, k).as_text()
-    assert_close(sharded(x, k), reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
-    # pmap: one OpenMP team per device thread would oversubscribe the cores
-    pmapped = jax.pmap(F.conv, in_axes=(0, None), devices=devices)
-    xs = x.reshape(2, 2, 8, 8, 3)
-    assert onednn._TARGETS["forward"] not in pmapped.lower(xs, k).as_text()
-    single = jax.pmap(F.conv, in_axes=(0, None), devices=devices[:1])
-    assert onednn._TARGETS["forward"] in single.lower(x[None], k).as_text()
-    assert_close(pmapped(xs, k).reshape(4, 8, 8, 4),
-                 reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
+    assert_close(sharded(x, k), want)
+    # pmap over 8 devices: oneDNN with the cores shared out, forward and backward
+    cores = onednn._cores()
+    xs = x.reshape(8, 1, 8, 8, 3)
+    pmapped = jax.pmap(jax.value_and_grad(lambda k, x: jnp.sum(F.conv(x, k) ** 2)),
+                       in_axes=(None, 0))
+    hlo = pmapped.lower(k, xs).as_text()
+    assert onednn._TARGETS["backward_weights"] in hlo
+    assert f"threads = {max(1, cores // 8)} : i64" in hlo
+    values, grads = pmapped(k, xs)
+    assert_close(values, jnp.sum(want.reshape(8, -1) ** 2, axis=1))
+    assert_close(grads.sum(0), jax.grad(lambda k: jnp.sum(
+        reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1) ** 2))(k))
+    single = jax.jit(F.conv).lower(x, k).as_text()
+    assert f"threads = {cores} : i64" in single
 
 
 def test_status_and_switching_off(tmp_path):
