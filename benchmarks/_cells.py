@@ -168,7 +168,19 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
         out["lower_s"] = time.perf_counter() - start
         compiled = lowered.compile()
         out["compile_s"] = time.perf_counter() - start - out["lower_s"]
-        cost = compiled.cost_analysis()
+        if framework == "jaxcnn":
+            # XLA cannot count the FLOPs of oneDNN's custom calls: count those of the same
+            # function traced afresh with XLA's convolutions (lowered, never compiled or run).
+            from jaxcnn.functional import conv_backend as use_backend
+
+            with use_backend("xla"):
+                fresh = (make_strategy(parallel, num_classes=spec.num_classes,
+                                       devices=jax.devices()[:devices]).train_step
+                         if mode == "train" else
+                         jax.jit(lambda v, x: model.apply(v, x, train=False)))
+                cost = fresh.lower(*args).cost_analysis()
+        else:
+            cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list | tuple) else cost  # older jax: one per device
         out["flops"] = float((cost or {}).get("flops", 0.0)) or None
         del compiled  # the jit call below reuses the cached executable
@@ -246,7 +258,8 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
         end: other jobs), ``xla_flags`` (as seen after the imports), and for JAX cells
         ``conv_backend`` (who computes the convolutions), ``setup_s`` (model and train-state
         creation, which compiles ``init``), ``lower_s``, ``compile_s`` and ``flops`` (XLA's
-        cost analysis, per step) when the step is a jit/pmap object (``first_s`` then
+        cost analysis, per step; for jaxcnn, of the step with XLA's convolutions, as XLA
+        cannot count oneDNN's) when the step is a jit/pmap object (``first_s`` then
         excludes them).
 
     Example:

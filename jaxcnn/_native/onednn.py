@@ -12,9 +12,10 @@ and ``linear_transpose`` all keep working::
     conv_backward_weights_p(x, dy) -> dk  the transpose of conv_p in k
 
 Each is bilinear in its two operands; the transpose of each in either operand is one of the
-three. They lower to the FFI handlers of ``onednn_conv.cc`` in CPU programs for one device
-and under ``pmap`` / ``shard_map``, and to XLA's own convolution everywhere else: GPU, TPU,
-and a ``jit`` partitioned over several CPU devices (see :func:`_ffi_threads`). ``vmap``
+three. On CPU they lower to the FFI handlers of ``onednn_conv.cc``: directly in one-device
+programs and under ``pmap`` / ``shard_map`` (see :func:`_ffi_threads`), through
+``custom_partitioning`` (data parallel over the batch) in a ``jit`` sharded over several
+devices (see :func:`_partitioned`); on GPU and TPU to XLA's own convolution. ``vmap``
 folds a batched input into the batch axis when the kernel is shared, and falls back to XLA's
 batched convolution otherwise (per-example kernels, ensembles).
 
@@ -208,8 +209,9 @@ def _ffi_threads(ctx) -> int | None:
     One-device programs use every core. Under ``pmap`` and ``shard_map`` (every mesh axis
     manual) each device runs its own program on its own thread, so the cores are shared out:
     unshared, with more devices than cores (CPU tests force 8), the OpenMP teams starve
-    each other and XLA's collectives time out. A ``jit`` partitioned over several devices
-    gets XLA's convolution: its partitioner cannot split an opaque call, it would replicate it.
+    each other and XLA's collectives time out. None for a ``jit`` partitioned over several
+    devices (automatic axes): XLA's partitioner cannot split an opaque call, so that case
+    goes through :func:`_partitioned`.
     """
     from jax._src import sharding_impls  # private: the only way to see the partitioning
 
@@ -230,6 +232,73 @@ def _ffi_threads(ctx) -> int | None:
     return None
 
 
+def _sharded_over_devices(ctx) -> bool:
+    from jax._src import sharding_impls
+
+    axis_context = ctx.module_context.axis_context
+    return (isinstance(axis_context, sharding_impls.ShardingContext)
+            and axis_context.num_devices > 1)
+
+
+# Sharding rules (Shardy's einsum-like notation): the batch factor ``n`` may be sharded, every
+# other dimension is gathered; for the kernel gradient ``n`` is summed over (all-reduced).
+_RULES = {"forward": ("n h w c, k l i o -> n p q o", ()),
+          "backward_data": ("n p q o, k l i o -> n h w c", ()),
+          "backward_weights": ("n h w c, n p q o -> k l i o", ("n",))}
+
+
+@functools.cache
+def _partitioned(prim, items: tuple):
+    """``prim`` for a ``jit`` over several devices: data-parallel over the batch axis.
+
+    XLA's partitioner cannot split an opaque call; ``custom_partitioning`` tells it how: each
+    device runs oneDNN on its shard of the batch (kernel replicated), and the kernel gradient
+    is summed over the devices (the batch axis of the input decides; other dimensions are
+    gathered). Its unpartitioned form, used by XLA only for shapes, is XLA's convolution.
+    """
+    from jax.experimental.custom_partitioning import custom_partitioning
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    params = dict(items)
+    reference = functools.partial(_REFS[prim], **params)
+    fn = custom_partitioning(lambda a, b: reference(a, b))
+    rule, reduction = _RULES[_OPS[prim]]
+    # in order of first appearance: Shardy wants the special factors sorted by index
+    factors = list(dict.fromkeys(rule.replace(",", " ").replace("->", " ").split()))
+
+    def batch_axes(mesh, sharding) -> tuple[str, ...]:
+        spec = tuple(sharding.spec) if isinstance(sharding, NamedSharding) else ()
+        first = spec[0] if spec else None
+        axes = () if first is None else (first,) if isinstance(first, str) else tuple(first)
+        return tuple(a for a in axes if mesh.shape[a] > 1)
+
+    def partition(mesh, arg_shapes, result_shape):
+        axes = batch_axes(mesh, arg_shapes[0].sharding)
+        shards = int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
+        batch = NamedSharding(mesh, P(axes or None))
+        whole = NamedSharding(mesh, P())
+        local = dict(params)
+        if "lhs_shape" in local:
+            local["lhs_shape"] = (local["lhs_shape"][0] // shards,) + local["lhs_shape"][1:]
+        if prim is conv_backward_weights_p:
+            def shard_fn(a, b):
+                out = prim.bind(a, b, **local)
+                return lax.psum(out, axes) if axes else out
+            return mesh, shard_fn, whole, (batch, batch)
+        return mesh, lambda a, b: prim.bind(a, b, **local), batch, (batch, whole)
+
+    def infer(mesh, arg_shapes, result_shape):
+        if prim is conv_backward_weights_p:
+            return NamedSharding(mesh, P())
+        return NamedSharding(mesh, P(batch_axes(mesh, arg_shapes[0].sharding) or None))
+
+    fn.def_partition(partition, infer_sharding_from_operands=infer, sharding_rule=rule,
+                     reduction_factors=reduction,
+                     need_replication_factors=tuple(f for f in factors if f != "n"))
+    return fn
+
+
 def _cpu_lowering(prim):
     reference = mlir.lower_fun(_REFS[prim], multiple_results=False)
     target = _TARGETS[_OPS[prim]]
@@ -237,8 +306,12 @@ def _cpu_lowering(prim):
     def rule(ctx, a, b, *, strides, padding, dilation, groups, **shapes):
         threads = _ffi_threads(ctx) if available() else None
         if threads is None:
-            return reference(ctx, a, b, strides=strides, padding=padding, dilation=dilation,
-                             groups=groups, **shapes)
+            params = dict(strides=strides, padding=padding, dilation=dilation, groups=groups,
+                          **shapes)
+            if available() and _sharded_over_devices(ctx):
+                partitioned = _partitioned(prim, tuple(sorted(params.items())))
+                return mlir.lower_fun(partitioned, multiple_results=False)(ctx, a, b)
+            return reference(ctx, a, b, **params)
         (lo0, hi0), (lo1, hi1) = padding
         return jax.ffi.ffi_lowering(target)(
             ctx, a, b, strides=np.asarray(strides, np.int64),
@@ -273,8 +346,11 @@ for _prim, _ref in _REFS.items():
     _prim.def_impl(functools.partial(dispatch.apply_primitive, _prim))
     _prim.def_abstract_eval(_abstract_eval(_prim))
     mlir.register_lowering(_prim, mlir.lower_fun(_ref, multiple_results=False))
-    mlir.register_lowering(_prim, _cpu_lowering(_prim), platform="cpu")
+    # not cacheable: the rule looks at the devices of the program (see _ffi_threads)
+    mlir.register_lowering(_prim, _cpu_lowering(_prim), platform="cpu", cacheable=False)
     batching.primitive_batchers[_prim] = _batch_rule(_prim)
+    # the lowering needs the program's devices (custom_partitioning), as cuDNN attention does
+    dispatch.prim_requires_devices_during_lowering.add(_prim)
 
 
 def conv(x: Array, kernel: Array, strides: tuple[int, int], padding: tuple, dilation:

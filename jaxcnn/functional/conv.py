@@ -43,10 +43,10 @@ def conv_backend(name: str) -> Iterator[None]:
     ``"auto"`` (the default): 2-D float32 convolutions (grouped and depthwise included) run
     through oneDNN on CPU when ``jaxcnn._native.onednn.available()`` (2.4x faster ResNet-18
     train steps than XLA's convolutions, benchmarks/RESULTS.md), and through
-    ``lax.conv_general_dilated`` otherwise (other ranks and dtypes, GPU, TPU, a ``jit``
-    partitioned over several devices). ``"xla"``: always ``lax.conv_general_dilated``. The
-    choice is made when a function is traced, so wrap the first call of a jitted function
-    (a function ``jit`` has already traced for these shapes keeps its first choice).
+    ``lax.conv_general_dilated`` otherwise (other ranks and dtypes, GPU, TPU). ``"xla"``:
+    always ``lax.conv_general_dilated``. The choice is made when a function is traced, so
+    wrap the first call of a jitted function (a function ``jit`` has already traced for
+    these shapes keeps its first choice).
     Setting ``JAXCNN_ONEDNN=0`` in the environment turns oneDNN off for the whole process.
 
     Example:

@@ -134,17 +134,25 @@ def test_functional_conv_picks_the_backend():
             pass
 
 
-def test_sharded_jit_uses_xla_and_pmap_shares_the_cores():
+def test_sharded_jit_splits_the_batch_and_pmap_shares_the_cores():
     if jax.device_count() < 8:
         pytest.skip("needs 8 devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
     x, k = randn((8, 8, 8, 3), 15), randn((3, 3, 3, 4), 16)
     want = reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-    mesh = Mesh(np.asarray(jax.devices()[:2]), ("data",))
-    sharded = jax.jit(F.conv, in_shardings=(NamedSharding(mesh, P("data")),
-                                             NamedSharding(mesh, P())))
-    # the partitioner would replicate an opaque custom call: XLA's convolution is used
-    assert onednn._TARGETS["forward"] not in sharded.lower(x, k).as_text()
-    assert_close(sharded(x, k), want)
+    # jit + NamedSharding: custom_partitioning runs oneDNN on each device's part of the batch
+    mesh = Mesh(np.asarray(jax.devices()[:4]), ("data",))
+    batch, whole = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    loss = lambda conv: lambda k, x: jnp.sum(jnp.tanh(conv(x, k)))
+    sharded = jax.jit(jax.value_and_grad(loss(F.conv), (0, 1)), in_shardings=(whole, batch))
+    hlo = sharded.lower(k, x).compile().as_text()
+    assert onednn._TARGETS["backward_weights"] in hlo and "all-gather" not in hlo
+    (value, (dk, dx)) = sharded(k, x)
+    ref = lambda x, k: reference(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    value_ref, (dk_ref, dx_ref) = jax.value_and_grad(loss(ref), (0, 1))(k, x)
+    assert_close(value, value_ref)
+    assert_close(dk, dk_ref)
+    assert_close(dx, dx_ref)
+    assert dx.sharding == batch and dk.sharding.is_fully_replicated
     # pmap over 8 devices: oneDNN with the cores shared out, forward and backward
     cores = onednn._cores()
     xs = x.reshape(8, 1, 8, 8, 3)
