@@ -17,6 +17,7 @@ function; jaxcnn's results are checked against XLA's first.
     python -m benchmarks.conv_ops                 # batch 128, 5 repeats
     python -m benchmarks.conv_ops --batch 32 --repeats 3
     python -m benchmarks.conv_ops --accuracy      # errors against a float64 reference
+    python -m benchmarks.conv_ops --grouped       # depthwise and grouped, XLA vs jaxcnn
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ RESNET18_CIFAR_CONVS = [
 ]
 OCCURRENCES = [1, 4, 1, 1, 3, 1, 1, 3, 1, 1, 3]
 OPS = ("fwd", "dx", "dW")
+# (batch, spatial size, channels, kernel size, stride, groups): depthwise convolutions of
+# MobileNet/Xception-like networks and a ResNeXt-like grouped one, where XLA's CPU
+# convolution is slowest.
+GROUPED_CONVS = [
+    (32, 56, 128, 3, 1, 128), (32, 28, 256, 3, 2, 256), (32, 19, 728, 3, 1, 728),
+    (64, 32, 64, 3, 1, 4),
+]
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -163,6 +171,36 @@ def accuracy(batch: int, shapes: Sequence[tuple] = tuple(RESNET18_CIFAR_CONVS)) 
     return "\n".join(lines)
 
 
+def grouped(repeats: int, shapes: Sequence[tuple] = tuple(GROUPED_CONVS)) -> str:
+    """Markdown: grouped and depthwise convolutions, XLA vs jaxcnn, forward and both gradients.
+
+    Example:
+        >>> grouped(1, [(2, 8, 4, 3, 1, 4)]).splitlines()[-1].split("|")[1].strip()
+        '2x8x8x4, 3x3, s1, groups 4'
+    """
+    rng = np.random.default_rng(0)
+    header = ("| input, kernel, stride, groups | XLA fwd ms | XLA fwd+grads ms | jaxcnn fwd ms "
+              "| jaxcnn fwd+grads ms | XLA/jaxcnn (fwd+grads) |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for batch, size, c, k, stride, groups in shapes:
+        x = jnp.asarray(rng.normal(size=(batch, size, size, c)), jnp.float32)
+        w = jnp.asarray(rng.normal(size=(k, k, c // groups, c)) * 0.1, jnp.float32)
+        ms = []
+        for backend in ("xla", "auto"):
+            with F.conv_backend(backend):  # fresh functions: traced under this backend
+                def conv(x, w, stride=stride, groups=groups):
+                    return F.conv(x, w, stride=stride, groups=groups)
+                fwd = jax.jit(conv)
+                both = jax.jit(jax.grad(lambda x, w, conv=conv: jnp.sum(conv(x, w) ** 2), (0, 1)))
+                fwd(x, w)
+                both(x, w)
+            ms += [_median_ms(lambda f=fwd, x=x, w=w: f(x, w).block_until_ready(), repeats),
+                   _median_ms(lambda f=both, x=x, w=w: jax.block_until_ready(f(x, w)), repeats)]
+        lines.append(f"| {batch}x{size}x{size}x{c}, {k}x{k}, s{stride}, groups {groups} | "
+                     + " | ".join(f"{v:.1f}" for v in ms) + f" | {ms[1] / ms[3]:.1f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], occurrences: Sequence[int]) -> str:
     """Markdown: ms per op for each backend, totals weighted by ``occurrences``, ratios.
 
@@ -205,7 +243,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--accuracy", action="store_true",
                         help="instead of timing, each backend's error against float64")
+    parser.add_argument("--grouped", action="store_true",
+                        help="instead, grouped and depthwise convolutions, XLA vs jaxcnn")
     args = parser.parse_args(argv)
+    if args.grouped:
+        print(f"median of {args.repeats}; jaxcnn convolutions: {onednn.status()}\n")
+        print(grouped(args.repeats))
+        return
     if args.accuracy:
         print(f"batch {args.batch}: max |error| / max |float64 result|; jaxcnn "
               f"convolutions: {onednn.status()}\n")

@@ -1,8 +1,8 @@
 """oneDNN 2-D convolutions on CPU as JAX primitives, with XLA's convolution as the fallback.
 
 Why: on x86 CPUs XLA's convolutions (and their gradients) take most of a CNN train step and are
-2-3x slower than oneDNN's; routing them to oneDNN makes ResNet-18 on CIFAR 2.4x faster
-(benchmarks/RESULTS.md, "oneDNN convolutions").
+2-3x slower than oneDNN's; with them on oneDNN a ResNet-18 (CIFAR) train step is 2.1x faster
+than plain Flax's (benchmarks/RESULTS.md, "oneDNN convolutions").
 
 Three primitives, closed under transposition so that ``grad``, ``jvp``, ``vjp``, ``hessian``
 and ``linear_transpose`` all keep working::
