@@ -74,9 +74,10 @@ def _jax_ops(conv, x, w, g) -> dict[str, Callable[[], object]]:
 
 def _torch_ops(torch, x, w, g, stride, pad) -> dict[str, Callable[[], object]]:
     cl = torch.channels_last
-    x = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous(memory_format=cl)
-    w = torch.from_numpy(np.asarray(w)).permute(3, 2, 0, 1).contiguous(memory_format=cl)
-    g = torch.from_numpy(np.asarray(g)).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    # np.array: a writable copy (JAX's arrays are read-only; torch warns about those)
+    x = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    w = torch.from_numpy(np.array(w)).permute(3, 2, 0, 1).contiguous(memory_format=cl)
+    g = torch.from_numpy(np.array(g)).permute(0, 3, 1, 2).contiguous(memory_format=cl)
     grad = torch.nn.grad
     return {"fwd": lambda: torch.nn.functional.conv2d(x, w, stride=stride, padding=pad),
             "dx": lambda: grad.conv2d_input(x.shape, w, g, stride=stride, padding=pad),

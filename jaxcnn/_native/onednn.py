@@ -16,8 +16,8 @@ three. On CPU they lower to the FFI handlers of ``onednn_conv.cc``: directly in 
 programs and under ``pmap`` / ``shard_map`` (see :func:`_ffi_threads`), through
 ``custom_partitioning`` (data parallel over the batch) in a ``jit`` sharded over several
 devices (see :func:`_partitioned`); on GPU and TPU to XLA's own convolution. ``vmap``
-folds a batched input into the batch axis when the kernel is shared, and falls back to XLA's
-batched convolution otherwise (per-example kernels, ensembles).
+folds a batched input into the batch axis when the kernel is shared, and per-member kernels
+(ensembles, per-example gradients) into the feature groups, as ``lax`` does.
 
 Layout: NHWC activations, HWIO kernels, float32 only; :func:`available` says whether the
 compiled library is loaded (``python -m jaxcnn._native.build`` builds it; ``make install``
@@ -321,24 +321,42 @@ def _cpu_lowering(prim):
     return rule
 
 
+def _to_channels(a, d: int, size: int) -> jax.Array:
+    """Move the vmapped axis ``d`` (broadcast if None) next to the channels and merge them:
+    ``(B, ..., C) -> (..., B * C)``, member ``b``'s channels at ``[b * C, (b + 1) * C)``."""
+    a = jnp.broadcast_to(a, (size,) + a.shape) if d is None else jnp.moveaxis(a, d, 0)
+    a = jnp.moveaxis(a, 0, -2)
+    return a.reshape(a.shape[:-2] + (size * a.shape[-1],))
+
+
 def _batch_rule(prim):
     # Operand 0 is an activation for every primitive; operand 1 is the kernel for conv_p and
     # conv_backward_data_p, and dy (an activation) for conv_backward_weights_p.
-    fold = prim is not conv_backward_weights_p
+    kernel_operand = prim is not conv_backward_weights_p
 
     def rule(args, dims, **params):
         (a, b), (da, db) = args, dims
-        if fold and db is None:  # the kernel is shared: fold the vmapped axis into N
+        p = dict(params)
+        if kernel_operand and db is None:  # the kernel is shared: fold the vmapped axis into N
             n = a.shape[da]
             a = jnp.moveaxis(a, da, 0)
             merged = a.reshape((n * a.shape[1],) + a.shape[2:])
-            p = dict(params)
             if "lhs_shape" in p:
                 p["lhs_shape"] = (n * p["lhs_shape"][0],) + tuple(p["lhs_shape"][1:])
             out = prim.bind(merged, b, **p)
             return out.reshape((n, a.shape[1]) + out.shape[1:]), 0
-        out = jax.vmap(functools.partial(_REFS[prim], **params), in_axes=(da, db))(a, b)
-        return out, 0
+        # Per-member kernels (ensembles) or per-example kernel gradients: B convolutions as one
+        # with B times the groups, as lax's own batching rule does (member b = groups
+        # [b * G, (b + 1) * G)); oneDNN's grouped convolutions are fast, XLA's CPU ones are not.
+        size = a.shape[da] if da is not None else b.shape[db]
+        a, b = _to_channels(a, da, size), _to_channels(b, db, size)
+        p["groups"] = params["groups"] * size
+        for key in ("lhs_shape", "rhs_shape"):
+            if key in p:
+                p[key] = tuple(p[key][:-1]) + (size * p[key][-1],)
+        out = prim.bind(a, b, **p)
+        out = out.reshape(out.shape[:-1] + (size, out.shape[-1] // size))
+        return jnp.moveaxis(out, -2, 0), 0
     return rule
 
 
