@@ -174,3 +174,34 @@ def test_googlenet_style_train_step_loss():
     for name in ("main", "aux1", "aux2"):
         assert not np.array_equal(new_state.params[name]["kernel"],
                                   state.params[name]["kernel"])
+
+
+def test_train_step_normalises_uint8_images_on_the_device():
+    from jaxcnn.data import normalize
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 3, 3, 2), dtype=np.uint8)
+    labels = jnp.array([0, 1, 2, 0])
+    stats = ((0.4, 0.6), (0.2, 0.3))
+    state = create_train_state(Net(), optax.sgd(0.1), jax.random.PRNGKey(0),
+                               jnp.ones((1, 3, 3, 2)))
+    on_device, m1 = jax.jit(make_train_step(input_normalization=stats))(
+        state, {"image": images, "label": labels})
+    on_host, m2 = jax.jit(make_train_step())(
+        state, {"image": normalize(images, *stats), "label": labels})
+    np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(on_device.params), jax.tree.leaves(on_host.params),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # float images are taken as already normalised
+    same, _ = jax.jit(make_train_step(input_normalization=stats))(
+        state, {"image": normalize(images, *stats), "label": labels})
+    np.testing.assert_allclose(jax.tree.leaves(same.params)[0],
+                               jax.tree.leaves(on_host.params)[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="std"):
+        make_train_step(input_normalization=((0.5,), (0.0,)))
