@@ -143,49 +143,39 @@ _OPS = {conv_p: "forward", conv_backward_data_p: "backward_data",
         conv_backward_weights_p: "backward_weights"}
 
 
-def _bind(prim, a, b, params):
-    return prim.bind(a, b, **params)
+def _strip(params: dict) -> dict:
+    # Each output primitive takes only its own shape parameter.
+    return {k: v for k, v in params.items() if k not in ("lhs_shape", "rhs_shape")}
 
 
 # Bilinear transposes (see the module docstring): <F(x, k), c> = <x, BD(c, k)> = <k, BW(x, c)>.
 def _forward_t_x(ct, x, k, **p):
-    return _bind(conv_backward_data_p, ct, k, {**p, "lhs_shape": x.aval.shape})
+    return conv_backward_data_p.bind(ct, k, **_strip(p), lhs_shape=x.aval.shape)
 
 
 def _forward_t_k(ct, x, k, **p):
-    return _bind(conv_backward_weights_p, x, ct, {**p, "rhs_shape": k.aval.shape})
+    return conv_backward_weights_p.bind(x, ct, **_strip(p), rhs_shape=k.aval.shape)
 
 
 def _backward_data_t_dy(ct, dy, k, **p):
-    return _bind(conv_p, ct, k, p)
+    return conv_p.bind(ct, k, **_strip(p))
 
 
 def _backward_data_t_k(ct, dy, k, **p):
-    return _bind(conv_backward_weights_p, ct, dy, {**p, "rhs_shape": k.aval.shape})
+    return conv_backward_weights_p.bind(ct, dy, **_strip(p), rhs_shape=k.aval.shape)
 
 
 def _backward_weights_t_x(ct, x, dy, **p):
-    return _bind(conv_backward_data_p, dy, ct, {**p, "lhs_shape": x.aval.shape})
+    return conv_backward_data_p.bind(dy, ct, **_strip(p), lhs_shape=x.aval.shape)
 
 
 def _backward_weights_t_dy(ct, x, dy, **p):
-    return _bind(conv_p, x, ct, p)
-
-
-def _strip(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k not in ("lhs_shape", "rhs_shape")}
-
-
-def _wrap(rule, drop):
-    # Each rule's output primitive takes only its own shape parameter.
-    return lambda ct, a, b, **p: rule(ct, a, b, **{k: v for k, v in p.items() if k != drop})
+    return conv_p.bind(x, ct, **_strip(p))
 
 
 ad.defbilinear(conv_p, _forward_t_x, _forward_t_k)
-ad.defbilinear(conv_backward_data_p, _wrap(_backward_data_t_dy, "lhs_shape"),
-               _wrap(_backward_data_t_k, "lhs_shape"))
-ad.defbilinear(conv_backward_weights_p, _wrap(_backward_weights_t_x, "rhs_shape"),
-               _wrap(_backward_weights_t_dy, "rhs_shape"))
+ad.defbilinear(conv_backward_data_p, _backward_data_t_dy, _backward_data_t_k)
+ad.defbilinear(conv_backward_weights_p, _backward_weights_t_x, _backward_weights_t_dy)
 
 
 def _abstract_eval(prim):
