@@ -76,19 +76,25 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _timed(step: Callable[[], None], steps: int, warmup: int) -> tuple[float, list[float]]:
-    """``(first call s, [per-step s])``: one first call, ``warmup`` untimed, ``steps`` timed."""
+def _timed(step: Callable[[], None], steps: int, warmup: int
+           ) -> tuple[float, list[float], dict[str, float]]:
+    """``(first call s, [per-step s], host)``: one first call, ``warmup`` untimed, ``steps``
+    timed; ``host`` holds the minor page faults and kernel CPU seconds per timed step."""
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
     for _ in range(warmup):
         step()
     times = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return first, times
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    host = {"minflt_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+            "sys_s_per_step": (after.ru_stime - before.ru_stime) / steps}
+    return first, times, host
 
 
 def _data(spec: ModelSpec, batch: int, seed: int):
@@ -103,6 +109,10 @@ def _data(spec: ModelSpec, batch: int, seed: int):
 def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, images, labels,
               steps: int, warmup: int, parallel: str = "none", devices: int = 1
               ) -> dict[str, Any]:
+    if framework == "jaxcnn":
+        # First, as a user's script would: jaxcnn's malloc settings must precede JAX's CPU
+        # backend (jaxcnn/_native/host_memory.py).
+        import jaxcnn  # noqa: F401
     import jax
     import jax.numpy as jnp
 
@@ -110,7 +120,6 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
     sample = jnp.zeros((1, *spec.shape), jnp.float32)
     batch = {"image": images, "label": labels}
     if framework == "jaxcnn":
-        import jaxcnn  # noqa: F401  (whatever the library sets up on import)
         from jaxcnn import models
         from jaxcnn.training import create_train_state, make_optimizer, make_strategy
         from jaxcnn.training.parallel import PMAP_AXIS
@@ -127,11 +136,12 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
                                  devices=jax.devices()[:devices])
         train_fn, state, batch = (strategy.train_step, strategy.put_state(state),
                                   strategy.put_batch(batch))
-        from jaxcnn._native import onednn
+        from jaxcnn._native import host_memory, onednn
 
         conv_backend = onednn.status()
+        host_malloc = host_memory.status()
     else:
-        conv_backend = "XLA (lax.conv_general_dilated)"
+        conv_backend, host_malloc = "XLA (lax.conv_general_dilated)", "malloc unchanged"
         if parallel != "none":
             raise ValueError(f"cell `parallel` applies to jaxcnn cells only, got {parallel!r} "
                              f"for {framework!r}.")
@@ -161,7 +171,8 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
             jax.block_until_ready(fn(*args))
 
     out: dict[str, Any] = {"params": int(params), "setup_s": setup_s,
-                           "versions": {"jax": jax.__version__}, "conv_backend": conv_backend}
+                           "versions": {"jax": jax.__version__}, "conv_backend": conv_backend,
+                           "host_malloc": host_malloc}
     if hasattr(fn, "lower"):  # a jit/pmap object: lower and compile ahead, timed apart
         start = time.perf_counter()
         lowered = fn.lower(*args)
@@ -184,8 +195,8 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
         cost = cost[0] if isinstance(cost, list | tuple) else cost  # older jax: one per device
         out["flops"] = float((cost or {}).get("flops", 0.0)) or None
         del compiled  # the jit call below reuses the cached executable
-    out["first_s"], out["times"] = _timed(step, steps, warmup)
-    return out
+    out["first_s"], out["times"], host = _timed(step, steps, warmup)
+    return {**out, **host}
 
 
 def _torch_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, images, labels,
@@ -218,9 +229,9 @@ def _torch_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, ima
             with torch.inference_mode():
                 model(x)
 
-    first, times = _timed(step, steps, warmup)
+    first, times, host = _timed(step, steps, warmup)
     return {"params": torch_models.count_params(model), "first_s": first, "times": times,
-            "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}}
+            "threads": torch.get_num_threads(), "versions": {"torch": torch.__version__}, **host}
 
 
 def _peak_cell(size: int, repeats: int) -> dict[str, Any]:
@@ -253,14 +264,17 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         The cell plus ``images_per_s`` (batch / median step), ``step_s`` (median), ``times``
-        (every timed step), ``first_s`` (first call), ``params``, ``peak_rss_mib`` (this
+        (every timed step), ``first_s`` (first call), ``minflt_per_step`` and
+        ``sys_s_per_step`` (minor page faults and kernel CPU seconds per timed step),
+        ``params``, ``peak_rss_mib`` (this
         process's ``ru_maxrss``), ``cores``, ``load_1min`` (the machine's load average at the
         end: other jobs), ``xla_flags`` (as seen after the imports), and for JAX cells
-        ``conv_backend`` (who computes the convolutions), ``setup_s`` (model and train-state
-        creation, which compiles ``init``), ``lower_s``, ``compile_s`` and ``flops`` (XLA's
-        cost analysis, per step; for jaxcnn, of the step with XLA's convolutions, as XLA
-        cannot count oneDNN's) when the step is a jit/pmap object (``first_s`` then
-        excludes them).
+        ``conv_backend`` (who computes the convolutions), ``host_malloc`` (what jaxcnn's
+        import did to ``malloc``: :mod:`jaxcnn._native.host_memory`), ``setup_s`` (model and
+        train-state creation, which compiles ``init``), ``lower_s``, ``compile_s`` and
+        ``flops`` (XLA's cost analysis, per step; for jaxcnn, of the step with XLA's
+        convolutions, as XLA cannot count oneDNN's) when the step is a jit/pmap object
+        (``first_s`` then excludes them).
 
     Example:
         >>> r = measure({"framework": "peak", "size": 64, "repeats": 2})
@@ -295,12 +309,14 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def cell_env(device_count: int | None = None) -> dict[str, str]:
+def cell_env(device_count: int | None = None, extra: dict[str, str] | None = None
+             ) -> dict[str, str]:
     """The environment every cell gets: this one minus ``XLA_FLAGS``, on the CPU backend.
 
     ``XLA_FLAGS`` is dropped so that no cell inherits flags from the caller (pytest's conftest
     sets a device count) and the plain-Flax baseline runs with XLA's defaults; jaxcnn cells get
-    whatever ``import jaxcnn`` sets. ``device_count`` forces that many host devices instead.
+    whatever ``import jaxcnn`` sets. ``device_count`` forces that many host devices instead;
+    ``extra`` is added last (an A/B switch such as ``JAXCNN_HOST_MALLOC``).
 
     Example:
         >>> cell_env(4)["XLA_FLAGS"]
@@ -310,16 +326,17 @@ def cell_env(device_count: int | None = None) -> dict[str, str]:
     env["JAX_PLATFORMS"] = "cpu"
     if device_count is not None:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(device_count)}"
-    return env
+    return {**env, **(extra or {})}
 
 
 def spawn(cell: dict[str, Any], *, device_count: int | None = None,
-          timeout: float = 1800.0) -> dict[str, Any]:
+          env: dict[str, str] | None = None, timeout: float = 1800.0) -> dict[str, Any]:
     """Measure ``cell`` in a fresh ``python -m benchmarks._cells`` process; return its result.
 
     Args:
         cell: see :func:`measure`.
         device_count: forced host devices (``XLA_FLAGS``) for parallel cells; None: default.
+        env: extra environment variables for the cell's process (see :func:`cell_env`).
         timeout: seconds before the cell is killed.
 
     Raises:
@@ -329,7 +346,7 @@ def spawn(cell: dict[str, Any], *, device_count: int | None = None,
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-m", "benchmarks._cells", json.dumps(cell)],
-                          cwd=root, env=cell_env(device_count), capture_output=True, text=True,
+                          cwd=root, env=cell_env(device_count, env), capture_output=True, text=True,
                           timeout=timeout, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode or not lines:

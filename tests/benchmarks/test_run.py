@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcnn
-from benchmarks import _cells, run, scaling, time_to_accuracy, torch_models
+from benchmarks import _cells, host_memory, run, scaling, time_to_accuracy, torch_models
 from jaxcnn import models
 
 
@@ -89,7 +89,7 @@ def test_scaling_plan_rejects_a_batch_that_does_not_split():
         scaling.plan("lenet5", device_counts=(1, 3), device_batch=64)
 
 
-@pytest.mark.parametrize("module", [run, scaling, time_to_accuracy, torch_models],
+@pytest.mark.parametrize("module", [host_memory, run, scaling, time_to_accuracy, torch_models],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     # benchmarks/ is outside pytest's doctest paths; its pure examples run here.
