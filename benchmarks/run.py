@@ -350,13 +350,16 @@ def report(args: argparse.Namespace, sections: dict[str, Any], meta: dict[str, A
         flags_text = ", ".join(f"`{f}`" for f in flags if f) or "none (XLA's defaults)"
         convs = sorted({r.get("conv_backend", "?") for r in t["results"]
                         if r["framework"] == "jaxcnn"})
+        mallocs = sorted({r.get("host_malloc", "?") for r in t["results"]
+                          if r["framework"] == "jaxcnn"})
         peak = QUICK_PEAK if args.quick else PEAK
         steps = ", ".join(f"{m} {MODELS[m].steps} (+{MODELS[m].warmup} warm-up)"
                           for m in args.models) if not args.quick else "3 (+1 warm-up)"
         out += ["### Throughput: jaxcnn vs plain Flax vs PyTorch", "",
                 throughput_table(t["summary"]), "",
                 f"`XLA_FLAGS` inside the jaxcnn cells after `import jaxcnn`: {flags_text}. "
-                f"Their 2-D convolutions: {'; '.join(convs)}.",
+                f"Their 2-D convolutions: {'; '.join(convs)}. Their `malloc` "
+                f"(`jaxcnn/_native/host_memory.py`): {'; '.join(mallocs)}.",
                 "",
                 METHOD.format(steps=steps, peak=t["summary"]["peak_gflops"] or 0.0,
                               peaks=", ".join(f"{p:.0f}" for p in t["summary"]["peaks"]),

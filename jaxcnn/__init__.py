@@ -16,7 +16,7 @@ per-step buffers stay mapped between steps; ``JAXCNN_HOST_MALLOC=0`` leaves ``ma
 from jaxcnn._native import host_memory as _host_memory
 
 # First, before any JAX computation allocates: XLA:CPU's per-step buffers then stay mapped
-# (10-15% faster CNN training on CPU; jaxcnn/_native/host_memory.py has the measurements).
+# (ResNet-18 trains 1.10x faster on CPU; jaxcnn/_native/host_memory.py has the measurements).
 _host_memory.configure()
 
 from jaxcnn import filters, functional, layers, weights  # noqa: E402
