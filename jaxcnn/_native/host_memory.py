@@ -15,8 +15,8 @@ back to, the heap, where the next step finds it already mapped:
   system (by default glibc returns it, and the next step faults it in again).
 
 Measured (``python -m benchmarks.host_memory``, 2 cores): no page faults per step once the heap
-has grown (it grows once or twice); ResNet-18/CIFAR at batch 128 1.09x the images/s (kernel
-time 379 -> 72 ms per step), ResNet-50 at 224x224, batch 16, 1.15x. The cost: the process
+has grown (it grows once or twice); ResNet-18/CIFAR at batch 128 1.07-1.10x the images/s (kernel
+time 379 -> 72 ms per step), ResNet-50 at 224x224, batch 16, 1.10-1.15x. The cost: the process
 keeps the memory it frees (its resident size stays at its peak, and the peak can grow by
 about one step's working memory: 2.9 GB instead of 1.7 GB for that ResNet-18), and threads
 share one arena's lock, which matters only for many small allocations made by many threads at
