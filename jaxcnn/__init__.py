@@ -8,7 +8,7 @@
 * :mod:`jaxcnn.weights`: Keras / torchvision weight import, ``.safetensors`` export.
 * :func:`intermediates` (named feature maps) and :func:`summary` (a Keras-style table).
 
-On import (Linux with glibc) jaxcnn sets two ``malloc`` options so that XLA:CPU's large
+On import (Linux with glibc) jaxcnn sets three ``malloc`` options so that XLA:CPU's large
 per-step buffers stay mapped between steps; ``JAXCNN_HOST_MALLOC=0`` leaves ``malloc`` alone
 (see :mod:`jaxcnn._native.host_memory`).
 """

@@ -106,7 +106,8 @@ def _standardize(xf: jax.Array, eps: float) -> tuple[jax.Array, jax.Array, jax.A
     Same values as :func:`_moments` + :func:`_whiten`; the JVP below is written out so that the
     backward pass XLA derives from it is the textbook one: one pass for both sums, one for the
     gradient. Differentiating the two-pass variance through ``x - mu`` instead needs a sum that
-    waits on another sum, and a third pass over the activations (6% of a ResNet-18 step).
+    waits on another sum, and a third pass over the activations (BatchNorm + ReLU forward and
+    backward at 128x32x32x64: 29.5 ms that way, 23.3 ms this way).
     """
     axes = tuple(range(xf.ndim - 1))
     mean, var = _moments(xf, axes)
@@ -212,19 +213,18 @@ def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None,
 
     dtype = _stat_dtype(x.dtype)
     xf = x.astype(dtype)
-    if train and axis_name is None:
+    if not train:
+        y = _whiten(xf, mean.astype(dtype), var.astype(dtype), eps)
+        return _affine(y, scale, bias, x.dtype), (mean, var)
+    if axis_name is None:
         y, batch_mean, batch_var = _standardize(xf, eps)
-    elif train:
+    else:
         axes = tuple(range(x.ndim - 1))
         batch_mean, batch_var = _moments(xf, axes, axis_name, axis_index_groups)
         batch_mean, batch_var = batch_mean.reshape(-1), batch_var.reshape(-1)
         y = _whiten(xf, batch_mean, batch_var, eps)
-    else:
-        new_mean, new_var = mean, var
-        y = _whiten(xf, mean.astype(dtype), var.astype(dtype), eps)
-    if train:
-        new_mean = (momentum * mean + (1 - momentum) * batch_mean).astype(mean.dtype)
-        new_var = (momentum * var + (1 - momentum) * batch_var).astype(var.dtype)
+    new_mean = (momentum * mean + (1 - momentum) * batch_mean).astype(mean.dtype)
+    new_var = (momentum * var + (1 - momentum) * batch_var).astype(var.dtype)
     return _affine(y, scale, bias, x.dtype), (new_mean, new_var)
 
 
