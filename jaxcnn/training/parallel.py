@@ -48,7 +48,9 @@ class Strategy:
         train_step: ``(placed_state, placed_batch) -> (placed_state, metrics)``, donating the
             state's buffers.
         eval_step: ``(placed_state, placed_batch) -> sums``.
-        put_state: place a host ``TrainState`` for this mode.
+        put_state: place a ``TrainState`` for this mode, always in new buffers (a copy, once
+            per run): ``train_step`` donates what it is given, so placing must never alias
+            the caller's arrays, which stay usable after training.
         get_state: bring it back as an ordinary (unreplicated) ``TrainState``.
         put_batch: place a process-local numpy batch (the global batch when single-process).
         get_metrics: metrics or sums as numpy scalars/arrays.
@@ -94,7 +96,7 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
             mode, 1,
             jax.jit(make_train_step(**step_options), donate_argnums=0),
             jax.jit(make_eval_step(num_classes=num_classes)),
-            put_state=lambda s: jax.device_put(s, device),
+            put_state=lambda s: jax.device_put(s, device, may_alias=False),
             get_state=lambda s: s,
             put_batch=lambda b: jax.device_put(b, device),
             get_metrics=lambda m: jax.tree_util.tree_map(np.asarray, m))
@@ -142,6 +144,12 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
             return {k: jax.make_array_from_process_local_data(data, np.asarray(v))
                     for k, v in batch.items()}
 
+        def put_state(state):
+            # device_put to the replicated sharding reuses a device-0 input buffer as the
+            # device-0 shard even with may_alias=False; copy first so the donated step
+            # never deletes the caller's arrays.
+            return jax.device_put(jax.tree_util.tree_map(jnp.copy, state), replicated)
+
         def get_state(s):
             # Replicated global arrays: every process holds a full copy of each leaf.
             return jax.tree_util.tree_map(
@@ -150,7 +158,7 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
 
         return Strategy(
             mode, n, train, evaluate,
-            put_state=lambda s: jax.device_put(s, replicated),
+            put_state=put_state,
             get_state=get_state,
             put_batch=put_batch,
             get_metrics=lambda m: jax.tree_util.tree_map(
