@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
+
+from jaxcnn import layers as L
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -51,8 +55,14 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
         num_classes: size of the classification head.
         bn_axis_name: pool BatchNorm statistics over this ``pmap``/``shard_map`` axis
             (synchronised BatchNorm), by binding ``axis_name`` into the model's ``norm``
-            factory. Models without a ``norm`` field have no BatchNorm and ignore it.
+            factory. Only for models with BatchNorm (:func:`has_batch_norm`): any other
+            model (no ``norm``, ``batch_norm=False``, a GroupNorm ``norm``) raises
+            ``ValueError`` rather than silently training without the pooling asked for.
         **options: forwarded to the model's factory (e.g. ``dtype``, ``cifar_stem``).
+
+    Raises:
+        ValueError: an unknown ``name`` (with the closest ones), or ``bn_axis_name`` for a
+            model without BatchNorm (naming the model and its normalization).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -80,10 +90,65 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
         raise TypeError(f"model {name!r} got unknown option(s) {unknown}; use one of "
                         f"{accepted}.") from e
     if bn_axis_name is not None:
-        fields = {f.name for f in dataclasses.fields(model)}
-        if "norm" in fields and model.norm is not None:
-            model = model.clone(norm=functools.partial(model.norm, axis_name=bn_axis_name))
+        if not has_batch_norm(model):
+            raise ValueError(
+                f"model {name!r} has no BatchNorm ({_norm_description(model)}), so "
+                f"bn_axis_name={bn_axis_name!r} has nothing to pool; pass bn_axis_name only "
+                f"for models with BatchNorm (jaxcnn.models.has_batch_norm(model)).")
+        model = model.clone(norm=functools.partial(model.norm, axis_name=bn_axis_name))
     return model
+
+
+def _norm_class(norm: Any) -> Any:
+    """The class a ``norm`` factory builds: ``norm`` itself or the innermost ``partial``'s."""
+    while isinstance(norm, functools.partial):
+        norm = norm.func
+    return norm
+
+
+def _is_batch_norm(norm: Any) -> bool:
+    cls = _norm_class(norm)
+    if isinstance(cls, type):
+        return issubclass(cls, L.BatchNorm | nn.BatchNorm)
+    # Any other callable: BatchNorm-like if it takes the axis name to bind.
+    try:
+        return "axis_name" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _fields(model: nn.Module) -> set[str]:
+    return {f.name for f in dataclasses.fields(model)} if dataclasses.is_dataclass(model) else set()
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` normalises with BatchNorm through its ``norm`` field.
+
+    True when the model has a ``norm`` factory building :class:`jaxcnn.layers.BatchNorm` (or
+    Flax's), not switched off by a ``batch_norm=False`` field (plain VGG); these are the models
+    :func:`create` can synchronise with ``bn_axis_name``. The training loop uses it to bind
+    the ``pmap`` axis only where it applies.
+
+    Example:
+        >>> has_batch_norm(create("resnet18")), has_batch_norm(create("lenet5"))
+        (True, False)
+    """
+    fields = _fields(model)
+    if "norm" not in fields or model.norm is None:
+        return False
+    if "batch_norm" in fields and not model.batch_norm:
+        return False
+    return _is_batch_norm(model.norm)
+
+
+def _norm_description(model: nn.Module) -> str:
+    fields = _fields(model)
+    if "norm" not in fields or model.norm is None:
+        return "no normalization layers"
+    if "batch_norm" in fields and not model.batch_norm:
+        return "batch_norm=False"
+    cls = _norm_class(model.norm)
+    return f"its norm is {getattr(cls, '__name__', repr(cls))}"
 
 
 def list_models() -> list[str]:

@@ -61,8 +61,12 @@ def _build_model(config: Any, num_classes: int, parallel: str):
         raise ValueError(f"config.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
     if dtype != "float32":
         options["dtype"] = _DTYPES[dtype]
-    axis = PMAP_AXIS if parallel == "pmap" else None
-    return models.create(config.model, num_classes=num_classes, bn_axis_name=axis, **options)
+    model = models.create(config.model, num_classes=num_classes, **options)
+    if parallel == "pmap" and models.has_batch_norm(model):
+        # pmap: each device sees a slice of the batch; BatchNorm pools over the devices.
+        model = models.create(config.model, num_classes=num_classes, bn_axis_name=PMAP_AXIS,
+                              **options)
+    return model
 
 
 @jax.jit
