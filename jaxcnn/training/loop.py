@@ -28,7 +28,7 @@ from jaxcnn.augment import compose
 from jaxcnn.training.checkpoint import Checkpointer
 from jaxcnn.training.logging import MetricsLogger, plot_curves, read_metrics
 from jaxcnn.training.metrics import summarize
-from jaxcnn.training.optim import make_optimizer, make_schedule
+from jaxcnn.training.optim import make_optimizer, make_schedule, schedule_count
 from jaxcnn.training.parallel import PMAP_AXIS, make_strategy
 from jaxcnn.training.state import create_train_state
 
@@ -243,9 +243,14 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
                 _check_nonfinite(first_bad, nonfinite, checkpointer)
                 m = strategy.get_metrics(metrics)  # the only host sync in the loop
                 rate = window_steps * batch_size / (time.perf_counter() - window_start)
+                # The schedule runs on the optimizer's clock, which skipped (non-finite) steps
+                # do not advance: the rate of the last applied update is schedule(count - 1).
+                applied = schedule_count(placed.opt_state)
+                applied = step if applied is None else applied
                 record = {"train_loss": float(m["loss"]), "train_accuracy": float(m["accuracy"]),
                           "nonfinite_step": float(m["nonfinite_loss"] + m["nonfinite_grads"] > 0),
-                          "images_per_s": rate, "learning_rate": float(schedule(step - 1))}
+                          "images_per_s": rate,
+                          "learning_rate": float(schedule(max(applied - 1, 0)))}
                 logger.write(step, record)
                 bar.set_postfix(loss=f"{record['train_loss']:.4f}",
                                 acc=f"{record['train_accuracy']:.3f}", img_s=f"{rate:.0f}")

@@ -12,6 +12,7 @@ from numbers import Integral
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "warmup_cosine")
@@ -125,3 +126,35 @@ def make_optimizer(name: str, schedule: float | Callable, *, momentum: float = 0
              if decoupled_weight_decay and weight_decay else [])
     parts.append(optax.chain(direction, *decay, optax.scale_by_learning_rate(schedule)))
     return optax.chain(*parts)
+
+
+def schedule_count(opt_state) -> int | None:
+    """How many updates an optimizer from :func:`make_optimizer` has applied, or None.
+
+    The count of its learning-rate schedule (``optax.ScaleByScheduleState``): the schedule is
+    at ``schedule(count)`` for the next update, and the last applied one used
+    ``schedule(count - 1)``. A step that the train step skips as non-finite advances
+    ``TrainState.step`` but not this count (as under ``optax.apply_if_finite``), so it is the
+    clock to read the learning rate from. None for a constant learning rate (no schedule
+    state).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> tx = make_optimizer("sgd", make_schedule("constant", 0.1, total_steps=10))
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = tx.init(params)
+        >>> _, state = tx.update({"w": jnp.ones(2)}, state, params)
+        >>> schedule_count(state)
+        1
+    """
+    def is_schedule(node):
+        return isinstance(node, optax.ScaleByScheduleState)
+
+    for node in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule):
+        if is_schedule(node):
+            count = node.count
+            if isinstance(count, jax.Array) and not count.is_fully_addressable:
+                count = count.addressable_data(0)  # multi-host mesh: replicated
+            # pmap: one (equal) copy per device
+            return int(np.asarray(jax.device_get(count)).reshape(-1)[0])
+    return None

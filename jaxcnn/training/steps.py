@@ -44,6 +44,13 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
 
     A step whose loss or gradients are not finite leaves params, optimizer state and BatchNorm
     statistics unchanged and sets ``metrics["nonfinite_loss"]`` / ``["nonfinite_grads"]`` to 1.
+    Two clocks, deliberately: ``state.step`` counts every step taken, skipped ones included
+    (the data position and the dropout/augmentation keys follow it, so a resumed run is
+    exact), while the optimizer state, including the learning-rate schedule's count and
+    Adam's bias correction, advances only on applied updates, as under
+    ``optax.apply_if_finite``: a skipped step is invisible to the optimizer, and the learning
+    rate in use is ``schedule(count)`` with :func:`jaxcnn.training.optim.schedule_count`, not
+    ``schedule(state.step)``.
     Under ``jit`` the step cannot raise on values: labels outside ``[0, K)`` and NaN pixels are
     caught on the host, before the batch is placed, by :func:`jaxcnn.data.check_batch`
     (``finite=True`` for the pixels).
@@ -111,8 +118,8 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
         if axis_name is not None:
             grads, batch_stats, metrics = lax.pmean((grads, batch_stats, metrics), axis_name)
         # A NaN/Inf loss or gradient never reaches the parameters: the update is dropped on the
-        # device (the step still counts) and flagged, so the loop can stop or skip without a
-        # host sync per step.
+        # device and flagged, so the loop can stop or skip without a host sync per step.
+        # state.step still counts the step; the optimizer state (schedule count) does not.
         loss_ok = jnp.isfinite(metrics["loss"])
         grads_ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g))
                                         for g in jax.tree_util.tree_leaves(grads)]))
