@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer = "momentum"    # sgd | momentum | nesterov | rmsprop | adam | adamw
     config.learning_rate = 0.05
     config.momentum = 0.9
+    config.rmsprop_decay = 0.9       # for optimizer="rmsprop"
     # constant | step | exponential | inverse_time | warmup_cosine
     config.schedule = "warmup_cosine"
     config.warmup_epochs = 1.0

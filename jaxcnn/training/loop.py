@@ -1,7 +1,8 @@
 """The training loop: data, model, optimizer, parallel strategy, checkpoints, logging.
 
-One function, :func:`train`, driven by a config (``ml_collections.ConfigDict`` or any object
-with the fields of ``experiments/configs/default.py``). It resumes from the latest checkpoint
+One function, :func:`train`, driven by a config (``ml_collections.ConfigDict``, a mapping or
+any object with the fields of ``experiments/configs/default.py``; the accepted fields and
+their defaults are in :mod:`jaxcnn.training.config`). It resumes from the latest checkpoint
 in ``workdir`` automatically; since the data order is a function of ``(seed, epoch)`` and
 dropout keys of ``(rng, step)``, an interrupted and resumed run ends with the same bits as an
 uninterrupted one.
@@ -25,7 +26,9 @@ import numpy as np
 
 from jaxcnn import models
 from jaxcnn.augment import compose
+from jaxcnn.training import config as config_fields
 from jaxcnn.training.checkpoint import Checkpointer
+from jaxcnn.training.config import validate_config
 from jaxcnn.training.logging import MetricsLogger, plot_curves, read_metrics
 from jaxcnn.training.metrics import summarize
 from jaxcnn.training.optim import make_optimizer, make_schedule, schedule_count
@@ -35,37 +38,38 @@ from jaxcnn.training.state import create_train_state
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _get(config: Any, name: str, default: Any = None) -> Any:
-    return config.get(name, default) if hasattr(config, "get") else getattr(config, name, default)
+def _get(config: Any, name: str) -> Any:
+    """Field ``name`` of ``config``, or its default from :mod:`jaxcnn.training.config`."""
+    return config_fields.get(config, name)
 
 
 def _load_data(config: Any):
     from jaxcnn import data
 
     kwargs = {"image_size": _get(config, "image_size")} if _get(config, "image_size") else {}
-    if config.dataset.startswith("fake_"):
+    if _get(config, "dataset").startswith("fake_"):
         from jaxcnn.data.fake import load_fake
 
-        return (load_fake(config.dataset, "train", **kwargs),
-                load_fake(config.dataset, _get(config, "eval_split", "test"), **kwargs))
-    train = data.load(config.dataset, "train", _get(config, "data_dir"), **kwargs)
-    test = data.load(config.dataset, _get(config, "eval_split", "test"),
+        return (load_fake(_get(config, "dataset"), "train", **kwargs),
+                load_fake(_get(config, "dataset"), _get(config, "eval_split"), **kwargs))
+    train = data.load(_get(config, "dataset"), "train", _get(config, "data_dir"), **kwargs)
+    test = data.load(_get(config, "dataset"), _get(config, "eval_split"),
                      _get(config, "data_dir"), **kwargs)
     return train, test
 
 
 def _build_model(config: Any, num_classes: int, parallel: str):
-    options = dict(_get(config, "model_options", {}) or {})
-    dtype = _get(config, "dtype", "float32")
+    options = dict(_get(config, "model_options") or {})
+    dtype = _get(config, "dtype")
     if dtype not in _DTYPES:
         raise ValueError(f"config.dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
     if dtype != "float32":
         options["dtype"] = _DTYPES[dtype]
-    model = models.create(config.model, num_classes=num_classes, **options)
+    model = models.create(_get(config, "model"), num_classes=num_classes, **options)
     if parallel == "pmap" and models.has_batch_norm(model):
         # pmap: each device sees a slice of the batch; BatchNorm pools over the devices.
-        model = models.create(config.model, num_classes=num_classes, bn_axis_name=PMAP_AXIS,
-                              **options)
+        model = models.create(_get(config, "model"), num_classes=num_classes,
+                              bn_axis_name=PMAP_AXIS, **options)
     return model
 
 
@@ -132,6 +136,9 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
           ) -> dict[str, Any]:
     """Train ``config.model`` on ``config.dataset``; return the final evaluation metrics.
 
+    The config's fields are those of :mod:`jaxcnn.training.config` (``FIELDS``); any other
+    field, e.g. a misspelling, is a ``ValueError`` before anything runs.
+
     ``stop_after`` ends this invocation after that step with a checkpoint, as a preempted or
     time-limited job would; running again resumes there.
 
@@ -148,14 +155,15 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     """
     from tqdm.auto import tqdm
 
+    validate_config(config)  # a misspelled field must not train on with its default
     start = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    parallel = _get(config, "parallel", "none")
-    seed = int(_get(config, "seed", 0))
+    parallel, dataset = _get(config, "parallel"), _get(config, "dataset")
+    seed = int(_get(config, "seed"))
     train_ds, test_ds = _load_data(config)
     num_classes = train_ds.num_classes
-    batch_size = int(config.batch_size)
+    batch_size = int(_get(config, "batch_size"))
     processes = jax.process_count()
     if batch_size % processes:
         raise ValueError(f"config.batch_size={batch_size} must be divisible by the "
@@ -165,24 +173,24 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
                                            process_count=processes)
     if steps_per_epoch == 0:
         raise ValueError(f"config.batch_size={batch_size} is larger than the {len(train_ds)} "
-                         f"training examples of {config.dataset!r}; use a smaller batch.")
-    num_steps = _get(config, "num_steps") or int(config.num_epochs * steps_per_epoch)
+                         f"training examples of {dataset!r}; use a smaller batch.")
+    num_steps = _get(config, "num_steps") or int(_get(config, "num_epochs") * steps_per_epoch)
 
     schedule = make_schedule(
-        _get(config, "schedule", "constant"), config.learning_rate, total_steps=num_steps,
-        warmup_steps=int(_get(config, "warmup_epochs", 0) * steps_per_epoch),
-        decay_rate=_get(config, "decay_rate", 0.1),
-        boundaries=[int(e * steps_per_epoch) for e in _get(config, "decay_epochs", ())])
-    weight_decay = float(_get(config, "weight_decay", 0.0))
-    decoupled = _get(config, "weight_decay_mode", "l2") == "decoupled"
-    tx = make_optimizer(config.optimizer, schedule, momentum=_get(config, "momentum", 0.9),
+        _get(config, "schedule"), _get(config, "learning_rate"), total_steps=num_steps,
+        warmup_steps=int(_get(config, "warmup_epochs") * steps_per_epoch),
+        decay_rate=_get(config, "decay_rate"),
+        boundaries=[int(e * steps_per_epoch) for e in _get(config, "decay_epochs")])
+    weight_decay = float(_get(config, "weight_decay"))
+    decoupled = _get(config, "weight_decay_mode") == "decoupled"
+    tx = make_optimizer(_get(config, "optimizer"), schedule, momentum=_get(config, "momentum"),
                         weight_decay=weight_decay, decoupled_weight_decay=decoupled,
                         clip_norm=_get(config, "grad_clip_norm"),
-                        rmsprop_decay=_get(config, "rmsprop_decay", 0.9))
+                        rmsprop_decay=_get(config, "rmsprop_decay"))
     model = _build_model(config, num_classes, parallel)
     sample = jnp.zeros((1, *train_ds.image_shape), jnp.float32)
     state = create_train_state(model, tx, jax.random.PRNGKey(seed), sample)
-    augment_config = _get(config, "augment", ()) or ()
+    augment_config = _get(config, "augment") or ()
     # Datasets with per-channel statistics (not the synthetic FakeDataset) yield uint8 batches
     # that the step normalises on the device.
     mean = getattr(train_ds, "mean", None)
@@ -190,31 +198,31 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     strategy = make_strategy(
         parallel, num_classes=num_classes,
         augment=compose(list(augment_config)) if augment_config else None,
-        label_smoothing=_get(config, "label_smoothing", 0.0),
-        l2_weight_decay=0.0 if decoupled or config.optimizer == "adamw" else weight_decay,
+        label_smoothing=_get(config, "label_smoothing"),
+        l2_weight_decay=0.0 if decoupled or _get(config, "optimizer") == "adamw" else weight_decay,
         # uint8 batches, normalised on the device: a quarter of the bytes to place per step
         # and no host pass over the pixels (the loop's host work bounds LeNet-size steps)
         input_normalization=(None if stats is None else (tuple(stats[0]), tuple(stats[1]))))
 
-    nonfinite = _get(config, "nonfinite", "stop")
+    nonfinite = _get(config, "nonfinite")
     if nonfinite not in ("stop", "skip"):
         raise ValueError(f"config.nonfinite must be 'stop' or 'skip', got {nonfinite!r}.")
     is_main = jax.process_index() == 0
     checkpointer = Checkpointer(workdir / "checkpoints",
-                                every_steps=int(_get(config, "checkpoint_every_steps", 1000)),
-                                keep=int(_get(config, "keep_checkpoints", 3)))
+                                every_steps=int(_get(config, "checkpoint_every_steps")),
+                                keep=int(_get(config, "keep_checkpoints")))
     state = checkpointer.restore_latest(state)
     first_step = int(state.step)
     placed = strategy.put_state(state)
-    log_every = int(_get(config, "log_every_steps", 50))
-    eval_every = int(_get(config, "eval_every_steps", 0) or steps_per_epoch)
-    eval_batch = int(_get(config, "eval_batch_size", batch_size)) // processes
+    log_every = int(_get(config, "log_every_steps"))
+    eval_every = int(_get(config, "eval_every_steps") or steps_per_epoch)
+    eval_batch = int(_get(config, "eval_batch_size") or batch_size) // processes
 
     from jaxcnn.data import check_batch, prefetch_to_device
 
     # Labels were checked when the dataset was loaded; pixels only on request, since the scan
     # of every batch on the host costs time (config.check_finite_inputs).
-    check_finite = bool(_get(config, "check_finite_inputs", False))
+    check_finite = bool(_get(config, "check_finite_inputs"))
 
     def batches_from(step: int):
         """Batches for steps ``step, step + 1, ...``: skip what an earlier run consumed."""
@@ -280,8 +288,8 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     final = {"eval_accuracy": ev["accuracy"], "eval_loss": ev["loss"],
              "eval_top5_accuracy": ev["top5_accuracy"], "steps": step,
              "wall_s": round(time.perf_counter() - start, 3),
-             "resumed_from_step": first_step, "model": config.model,
-             "dataset": config.dataset, "parallel": parallel,
+             "resumed_from_step": first_step, "model": _get(config, "model"),
+             "dataset": dataset, "parallel": parallel,
              "per_class_accuracy": ev.get("per_class_accuracy")}
     logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
     logger.close()
