@@ -37,7 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax._src import dispatch  # apply_primitive: the standard eager impl of a primitive
+from jax._src import (
+    api_util,
+    dispatch,  # apply_primitive: the standard eager impl of a primitive
+)
+from jax._src import core as jax_core  # auto_insert_reshard: the pvary `lax` inserts
+from jax._src.interpreters import partial_eval as pe  # abstract_eval_fun, the remat rule table
+from jax._src.lax import convolution as lax_convolution  # lax's transposes: the references
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -71,17 +77,36 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     if not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"):
         return None, f"oneDNN convolutions are built for Linux x86-64 only, not {sys.platform}"
     path = library_path()
+    reinstall = ("reinstall jaxcnn, which builds it (`pip install -e .` or `make install` in a "
+                 "checkout; `pip install -v` shows the build)")
     if not path.exists():
-        return None, (f"{path} is not built: run `python -m jaxcnn._native.build` (`make "
-                      f"install` does) to build it")
+        why_file = path.with_suffix(".why")  # written by the build that could not build it
+        if why_file.exists():
+            why = (why_file.read_text().strip().splitlines() or ["no reason recorded"])[0]
+            return None, (f"{path} was not built when jaxcnn was installed: {why} (details: "
+                          f"{why_file}); fix that, then {reinstall}")
+        return None, f"{path} is not built: {reinstall}"
+    import importlib.metadata
+
+    try:  # libdnnl.so.3 of the onednn-cpu-gomp wheel, found through the wheel's file list: the
+        # library's RUNPATH finds it in a regular install; this covers editable installs too.
+        dnnl = [f for f in importlib.metadata.distribution("onednn-cpu-gomp").files or ()
+                if f.name == "libdnnl.so.3"]
+        if dnnl:
+            ctypes.CDLL(str(dnnl[0].locate()))
+    except (importlib.metadata.PackageNotFoundError, OSError):
+        pass  # then the RUNPATH and the system's library path decide; a failure is said below
     try:
         lib = ctypes.CDLL(str(path))
         for op, symbol in _SYMBOLS.items():
             jax.ffi.register_ffi_target(_TARGETS[op], jax.ffi.pycapsule(getattr(lib, symbol)),
                                         platform="cpu")
         lib.JaxcnnOnednnVersion.restype = ctypes.c_char_p
-    except (OSError, AttributeError) as e:  # a stale or foreign build: fall back, say why
-        return None, f"{path} could not be loaded ({e}); rebuild: python -m jaxcnn._native.build"
+    except (OSError, AttributeError, RuntimeError, ValueError) as e:  # fall back, say why
+        fix = ("install the oneDNN runtime (pip install onednn-cpu-gomp==2023.2.0, a jaxcnn "
+               "dependency on Linux x86-64)" if "libdnnl" in str(e) else
+               f"a stale or foreign build: {reinstall}")
+        return None, f"{path} could not be loaded ({e}); {fix}"
     return lib, ""
 
 
@@ -117,21 +142,34 @@ def version() -> str | None:
     return None if lib is None else lib.JaxcnnOnednnVersion().decode()
 
 
-# --- XLA references: the semantics of each primitive, and its lowering off oneDNN -----------
+# --- What each primitive means: lax's own convolution and lax's own transposes of it ---------
+#
+# Every primitive is defined by a `lax` computation (its reference). Abstract evaluation traces
+# that reference, so shapes, dtypes, `vma` and shardings are exactly what `lax` would give; the
+# lowering off oneDNN (GPU, TPU, `jax.export`, shapes XLA must partition) is the reference's,
+# so it is the HLO that `lax.conv_general_dilated` and its gradients would produce.
 
-def _forward_ref(x, k, *, strides, padding, dilation, groups, **_):
-    return lax.conv_general_dilated(x, k, strides, padding, rhs_dilation=dilation,
-                                    dimension_numbers=_DN, feature_group_count=groups)
+def _lax_params(*, strides, padding, dilation, groups, **_) -> dict:
+    """The ``conv_general_dilated_p`` parameters of the forward convolution."""
+    return dict(window_strides=tuple(strides), padding=tuple(padding), lhs_dilation=(1, 1),
+                rhs_dilation=tuple(dilation),
+                dimension_numbers=lax.conv_dimension_numbers((1,) * 4, (1,) * 4, _DN),
+                feature_group_count=groups, batch_group_count=1, precision=None,
+                preferred_element_type=None, out_sharding=None)
 
 
-def _backward_data_ref(dy, k, *, lhs_shape, **params):
-    x = jax.ShapeDtypeStruct(lhs_shape, dy.dtype)
-    return jax.linear_transpose(lambda x: _forward_ref(x, k, **params), x)(dy)[0]
+def _forward_ref(x, k, **params):
+    return lax.conv_general_dilated_p.bind(x, k, **_lax_params(**params))
 
 
-def _backward_weights_ref(x, dy, *, rhs_shape, **params):
-    k = jax.ShapeDtypeStruct(rhs_shape, x.dtype)
-    return jax.linear_transpose(lambda k: _forward_ref(x, k, **params), k)(dy)[0]
+def _backward_data_ref(dy, k, *, lhs_shape, lhs_sharding, **params):
+    x = ad.UndefinedPrimal(jax.typeof(dy).update(shape=lhs_shape, sharding=lhs_sharding))
+    return lax_convolution._conv_general_dilated_transpose_lhs(dy, x, k, **_lax_params(**params))
+
+
+def _backward_weights_ref(x, dy, *, rhs_shape, rhs_sharding, **params):
+    k = ad.UndefinedPrimal(jax.typeof(dy).update(shape=rhs_shape, sharding=rhs_sharding))
+    return lax_convolution._conv_general_dilated_transpose_rhs(dy, x, k, **_lax_params(**params))
 
 
 conv_p = Primitive("jaxcnn_onednn_conv")
@@ -141,36 +179,49 @@ _REFS = {conv_p: _forward_ref, conv_backward_data_p: _backward_data_ref,
          conv_backward_weights_p: _backward_weights_ref}
 _OPS = {conv_p: "forward", conv_backward_data_p: "backward_data",
         conv_backward_weights_p: "backward_weights"}
+_SHAPE_PARAMS = ("lhs_shape", "lhs_sharding", "rhs_shape", "rhs_sharding")
+
+
+def _bind(prim, a, b, **params):
+    # As `lax.conv_general_dilated` does: an operand that is invariant over a manual mesh axis
+    # the other one varies over gets a `pvary` first, whose transpose (a `psum`) is what makes
+    # gradients of replicated parameters under `shard_map` global.
+    a, b = jax_core.auto_insert_reshard(a, b)
+    return prim.bind(a, b, **params)
 
 
 def _strip(params: dict) -> dict:
-    # Each output primitive takes only its own shape parameter.
-    return {k: v for k, v in params.items() if k not in ("lhs_shape", "rhs_shape")}
+    # Each output primitive takes only its own shape parameters.
+    return {k: v for k, v in params.items() if k not in _SHAPE_PARAMS}
+
+
+def _like(aval, prefix: str) -> dict:
+    return {f"{prefix}_shape": tuple(aval.shape), f"{prefix}_sharding": aval.sharding}
 
 
 # Bilinear transposes (see the module docstring): <F(x, k), c> = <x, BD(c, k)> = <k, BW(x, c)>.
 def _forward_t_x(ct, x, k, **p):
-    return conv_backward_data_p.bind(ct, k, **_strip(p), lhs_shape=x.aval.shape)
+    return _bind(conv_backward_data_p, ct, k, **_strip(p), **_like(x.aval, "lhs"))
 
 
 def _forward_t_k(ct, x, k, **p):
-    return conv_backward_weights_p.bind(x, ct, **_strip(p), rhs_shape=k.aval.shape)
+    return _bind(conv_backward_weights_p, x, ct, **_strip(p), **_like(k.aval, "rhs"))
 
 
 def _backward_data_t_dy(ct, dy, k, **p):
-    return conv_p.bind(ct, k, **_strip(p))
+    return _bind(conv_p, ct, k, **_strip(p))
 
 
 def _backward_data_t_k(ct, dy, k, **p):
-    return conv_backward_weights_p.bind(ct, dy, **_strip(p), rhs_shape=k.aval.shape)
+    return _bind(conv_backward_weights_p, ct, dy, **_strip(p), **_like(k.aval, "rhs"))
 
 
 def _backward_weights_t_x(ct, x, dy, **p):
-    return conv_backward_data_p.bind(dy, ct, **_strip(p), lhs_shape=x.aval.shape)
+    return _bind(conv_backward_data_p, dy, ct, **_strip(p), **_like(x.aval, "lhs"))
 
 
 def _backward_weights_t_dy(ct, x, dy, **p):
-    return conv_p.bind(x, ct, **_strip(p))
+    return _bind(conv_p, x, ct, **_strip(p))
 
 
 ad.defbilinear(conv_p, _forward_t_x, _forward_t_k)
@@ -178,15 +229,38 @@ ad.defbilinear(conv_backward_data_p, _backward_data_t_dy, _backward_data_t_k)
 ad.defbilinear(conv_backward_weights_p, _backward_weights_t_x, _backward_weights_t_dy)
 
 
-def _abstract_eval(prim):
-    ref = _REFS[prim]
+@functools.lru_cache(maxsize=4096)
+def _abstract_eval_cached(prim, a, b, items: tuple):
+    ref = functools.partial(_REFS[prim], **dict(items))
+    info = api_util.debug_info(prim.name, ref, (a, b), {})
+    return pe.abstract_eval_fun(lambda a, b: [ref(a, b)], a, b, debug_info=info)[0]
 
+
+def _abstract_eval(prim):
     def rule(a, b, **params):
-        out = jax.eval_shape(functools.partial(ref, **params),
-                             jax.ShapeDtypeStruct(a.shape, a.dtype),
-                             jax.ShapeDtypeStruct(b.shape, b.dtype))
-        return jax.core.ShapedArray(out.shape, out.dtype)
+        return _abstract_eval_cached(prim, a, b, tuple(sorted(params.items())))
     return rule
+
+
+def _remat_rule(saveable, unks_in, inst_in, eqn):
+    """``jax.checkpoint`` asks its policy about ``lax.conv_general_dilated``, not this primitive.
+
+    So a policy that saves convolutions (``dots_saveable``, ``checkpoint_dots``) saves these
+    too, and every other named policy treats them as it treats ``lax``'s. This is the default
+    rule of ``partial_eval_jaxpr_custom`` with the question asked in ``lax``'s terms.
+    """
+    residuals = [v for v, inst in zip(eqn.invars, inst_in, strict=True)
+                 if isinstance(v, jax_core.Var) and not inst]
+    if any(unks_in):
+        return None, eqn, [True], [True], residuals
+    avals = [v.aval for v in eqn.invars]
+    policy = pe.ensure_enum(saveable(lax.conv_general_dilated_p, *avals,
+                                     **_lax_params(**eqn.params)))
+    if isinstance(policy, pe.RecomputeType):
+        return eqn, eqn, [False], [True], residuals
+    # Saveable, or Offloadable: these primitives only run on CPU, whose device memory is
+    # host memory, so there is nowhere to offload to.
+    return eqn, None, [False], [False], []
 
 
 def _cores() -> int:
@@ -268,15 +342,22 @@ def _partitioned(prim, items: tuple):
         shards = int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
         batch = NamedSharding(mesh, P(axes or None))
         whole = NamedSharding(mesh, P())
-        local = dict(params)
-        if "lhs_shape" in local:
-            local["lhs_shape"] = (local["lhs_shape"][0] // shards,) + local["lhs_shape"][1:]
+        def shard_fn(a, b):
+            # Per device: the local batch, and the primal's type as seen on one device.
+            local = dict(params)
+            if "lhs_shape" in local:
+                local["lhs_shape"] = (local["lhs_shape"][0] // shards,) + local["lhs_shape"][1:]
+                local["lhs_sharding"] = jax.typeof(a).sharding
+            if "rhs_shape" in local:
+                local["rhs_sharding"] = jax.typeof(a).sharding.update(spec=P())
+            out = prim.bind(a, b, **local)
+            if prim is conv_backward_weights_p and axes:
+                out = lax.psum(out, axes)
+            return out
+
         if prim is conv_backward_weights_p:
-            def shard_fn(a, b):
-                out = prim.bind(a, b, **local)
-                return lax.psum(out, axes) if axes else out
             return mesh, shard_fn, whole, (batch, batch)
-        return mesh, lambda a, b: prim.bind(a, b, **local), batch, (batch, whole)
+        return mesh, shard_fn, batch, (batch, whole)
 
     def infer(mesh, arg_shapes, result_shape):
         if prim is conv_backward_weights_p:
@@ -289,16 +370,22 @@ def _partitioned(prim, items: tuple):
     return fn
 
 
-def _cpu_lowering(prim):
+def _lowering(prim):
     reference = mlir.lower_fun(_REFS[prim], multiple_results=False)
     target = _TARGETS[_OPS[prim]]
 
     def rule(ctx, a, b, *, strides, padding, dilation, groups, **shapes):
-        threads = _ffi_threads(ctx) if available() else None
+        # `jax.export` archives the program for any platform and JAX version: XLA's
+        # convolution, which has compatibility guarantees that this library's calls don't.
+        # Only a program compiled for CPU alone calls oneDNN: one lowered for several
+        # platforms at once gets XLA's convolution in every branch.
+        native = (available() and ctx.module_context.platforms == ("cpu",)
+                  and not ctx.module_context.lowering_parameters.for_export)
+        threads = _ffi_threads(ctx) if native else None
         if threads is None:
             params = dict(strides=strides, padding=padding, dilation=dilation, groups=groups,
                           **shapes)
-            if available() and _sharded_over_devices(ctx):
+            if native and _sharded_over_devices(ctx):
                 partitioned = _partitioned(prim, tuple(sorted(params.items())))
                 return mlir.lower_fun(partitioned, multiple_results=False)(ctx, a, b)
             return reference(ctx, a, b, **params)
@@ -311,52 +398,80 @@ def _cpu_lowering(prim):
     return rule
 
 
-def _to_channels(a, d: int, size: int) -> jax.Array:
-    """Move the vmapped axis ``d`` (broadcast if None) next to the channels and merge them:
-    ``(B, ..., C) -> (..., B * C)``, member ``b``'s channels at ``[b * C, (b + 1) * C)``."""
-    a = jnp.broadcast_to(a, (size,) + a.shape) if d is None else jnp.moveaxis(a, d, 0)
-    a = jnp.moveaxis(a, 0, -2)
-    return a.reshape(a.shape[:-2] + (size * a.shape[-1],))
+def _into(a, d: int, axis: int, groups: int) -> jax.Array:
+    """Merge the vmapped axis ``d`` of ``a`` into its axis ``axis`` (counted without ``d``),
+    inside each of that axis's ``groups``: ``(B, ..., G * R, ...) -> (..., G * B * R, ...)``,
+    member ``b`` of group ``g`` at ``[(g * B + b) * R, (g * B + b + 1) * R)``."""
+    a = jnp.moveaxis(a, d, 0)
+    i = axis % (a.ndim - 1) + 1
+    a = a.reshape(a.shape[:i] + (groups, a.shape[i] // groups) + a.shape[i + 1:])
+    a = jnp.moveaxis(a, 0, i)
+    return a.reshape(a.shape[:i - 1] + (-1,) + a.shape[i + 2:])
+
+
+def _out_of(a, size: int, axis: int, groups: int) -> jax.Array:
+    """The inverse of :func:`_into`: the members of axis ``axis`` become a leading axis."""
+    i = axis % a.ndim
+    a = a.reshape(a.shape[:i] + (groups, size, a.shape[i] // (groups * size)) + a.shape[i + 1:])
+    a = jnp.moveaxis(a, i + 1, 0)
+    return a.reshape(a.shape[:i + 1] + (-1,) + a.shape[i + 3:])
+
+
+def _scaled(shape: tuple, axis: int, size: int) -> tuple:
+    shape = list(shape)
+    shape[axis] *= size
+    return tuple(shape)
 
 
 def _batch_rule(prim):
-    # Operand 0 is an activation for every primitive; operand 1 is the kernel for conv_p and
-    # conv_backward_data_p, and dy (an activation) for conv_backward_weights_p.
-    kernel_operand = prim is not conv_backward_weights_p
+    """vmap as ``lax`` batches a convolution: never a loop, never a copy of an unbatched operand.
 
+    A batched activation with a shared kernel folds the members into the batch axis N. A
+    batched kernel (ensembles, per-example gradients) folds the members into channels: with
+    one shared input they become more output channels of each group, as ``lax`` does; with a
+    batched input too they become more feature groups (oneDNN's grouped convolutions are fast,
+    XLA's CPU ones are not).
+    """
     def rule(args, dims, **params):
         (a, b), (da, db) = args, dims
-        p = dict(params)
-        if kernel_operand and db is None:  # the kernel is shared: fold the vmapped axis into N
-            n = a.shape[da]
-            a = jnp.moveaxis(a, da, 0)
-            merged = a.reshape((n * a.shape[1],) + a.shape[2:])
-            if "lhs_shape" in p:
-                p["lhs_shape"] = (n * p["lhs_shape"][0],) + tuple(p["lhs_shape"][1:])
-            out = prim.bind(merged, b, **p)
-            return out.reshape((n, a.shape[1]) + out.shape[1:]), 0
-        # Per-member kernels (ensembles) or per-example kernel gradients: B convolutions as one
-        # with B times the groups, as lax's own batching rule does (member b = groups
-        # [b * G, (b + 1) * G)); oneDNN's grouped convolutions are fast, XLA's CPU ones are not.
+        p, g = dict(params), params["groups"]
         size = a.shape[da] if da is not None else b.shape[db]
-        a, b = _to_channels(a, da, size), _to_channels(b, db, size)
-        p["groups"] = params["groups"] * size
-        for key in ("lhs_shape", "rhs_shape"):
-            if key in p:
-                p[key] = tuple(p[key][:-1]) + (size * p[key][-1],)
-        out = prim.bind(a, b, **p)
-        out = out.reshape(out.shape[:-1] + (size, out.shape[-1] // size))
-        return jnp.moveaxis(out, -2, 0), 0
+        if prim is not conv_backward_weights_p and db is None:  # shared kernel: members -> N
+            a = jnp.moveaxis(a, da, 0)
+            n = a.shape[1]
+            if prim is conv_backward_data_p:
+                p["lhs_shape"] = _scaled(p["lhs_shape"], 0, size)
+            out = _bind(prim, a.reshape((size * n,) + a.shape[2:]), b, **p)
+            return out.reshape((size, n) + out.shape[1:]), 0
+        if da is not None and db is not None:  # members -> feature groups
+            p["groups"] = g * size
+            for key, axis in (("lhs_shape", -1), ("rhs_shape", -1)):
+                if key in p:
+                    p[key] = _scaled(p[key], axis, size)
+            out = _bind(prim, _into(a, da, -1, 1), _into(b, db, -1, 1), **p)
+            return _out_of(out, size, -1, 1), 0
+        if prim is conv_p:  # one input, per-member kernels: members -> output channels
+            return _out_of(_bind(prim, a, _into(b, db, -1, g), **p), size, -1, g), 0
+        if prim is conv_backward_data_p:  # one dy, per-member kernels: members -> input channels
+            p["lhs_shape"] = _scaled(p["lhs_shape"], -1, size)
+            return _out_of(_bind(prim, a, _into(b, db, -2, 1), **p), size, -1, g), 0
+        if da is None:  # kernel gradients of one x against per-member dy
+            p["rhs_shape"] = _scaled(p["rhs_shape"], -1, size)
+            return _out_of(_bind(prim, a, _into(b, db, -1, g), **p), size, -1, g), 0
+        p["rhs_shape"] = _scaled(p["rhs_shape"], -2, size)  # per-member x against one dy
+        return _out_of(_bind(prim, _into(a, da, -1, g), b, **p), size, -2, 1), 0
     return rule
 
 
 for _prim, _ref in _REFS.items():
     _prim.def_impl(functools.partial(dispatch.apply_primitive, _prim))
     _prim.def_abstract_eval(_abstract_eval(_prim))
-    mlir.register_lowering(_prim, mlir.lower_fun(_ref, multiple_results=False))
-    # not cacheable: the rule looks at the devices of the program (see _ffi_threads)
-    mlir.register_lowering(_prim, _cpu_lowering(_prim), platform="cpu", cacheable=False)
+    # One rule for every platform, deciding inside (see _lowering): a CPU-specific rule beside
+    # a default one makes a multi-platform `jax.export` fail in JAX's per-platform lowering.
+    # Not cacheable: the rule looks at the devices of the program (see _ffi_threads).
+    mlir.register_lowering(_prim, _lowering(_prim), cacheable=False)
     batching.primitive_batchers[_prim] = _batch_rule(_prim)
+    pe.partial_eval_jaxpr_custom_rules[_prim] = _remat_rule
     # the lowering needs the program's devices (custom_partitioning), as cuDNN attention does
     dispatch.prim_requires_devices_during_lowering.add(_prim)
 
@@ -386,4 +501,10 @@ def conv(x: Array, kernel: Array, strides: tuple[int, int], padding: tuple, dila
     params = dict(strides=tuple(int(s) for s in strides),
                   padding=tuple((int(lo), int(hi)) for lo, hi in padding),
                   dilation=tuple(int(d) for d in dilation), groups=int(groups))
-    return conv_p.bind(x, kernel, **params)
+    return _bind(conv_p, x, kernel, **params)
+
+
+# Register the FFI targets when the module is imported (a no-op where the library is missing):
+# a compiled program read back from a serialized executable or from JAX's persistent cache
+# calls them without tracing anything of jaxcnn first.
+_load()

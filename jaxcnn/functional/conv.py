@@ -9,12 +9,10 @@ and ``lax`` do. Padding accepts every form of :func:`jaxcnn.functional.shapes.re
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from collections.abc import Iterator
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -33,42 +31,60 @@ _SPATIAL_LETTERS = "DHW"
 
 
 _BACKENDS = ("auto", "xla")
-_backend = contextvars.ContextVar("jaxcnn_conv_backend", default="auto")
+# A JAX user context, not a plain context variable: its value is part of the key of every JAX
+# trace and compilation cache, so a function traced under one choice is traced again under the
+# other (with a context variable, `jit`, `checkpoint` and `scan` caches would replay the first).
+_backend = jax.make_user_context("auto")
 
 
-@contextlib.contextmanager
-def conv_backend(name: str) -> Iterator[None]:
+def conv_backend(name: str):
     """Choose, while tracing inside this block, who computes :func:`conv` and its gradients.
 
-    ``"auto"`` (the default): 2-D float32 convolutions (grouped and depthwise included) run
-    through oneDNN on CPU when ``jaxcnn._native.onednn.available()`` (ResNet-18
-    train steps 2.1x faster than plain Flax's, benchmarks/RESULTS.md), and through
+    ``"auto"`` (the default): 2-D float32 convolutions (grouped and depthwise included) of a
+    computation placed on CPU run through oneDNN when ``jaxcnn._native.onednn.available()``
+    (ResNet-18 train steps 2.1x faster than plain Flax's, benchmarks/RESULTS.md), and through
     ``lax.conv_general_dilated`` otherwise (other ranks and dtypes, GPU, TPU). ``"xla"``:
-    always ``lax.conv_general_dilated``. The choice is made when a function is traced, so
-    wrap the first call of a jitted function (a function ``jit`` has already traced for
-    these shapes keeps its first choice).
+    always ``lax.conv_general_dilated``. Either way the results, their types (``vma``,
+    sharding) and every JAX transformation are those of ``lax``. The choice is part of JAX's
+    cache keys: a jitted function called under another choice is traced again.
     Setting ``JAXCNN_ONEDNN=0`` in the environment turns oneDNN off for the whole process.
 
     Example:
         >>> import jax, jax.numpy as jnp
+        >>> f = jax.jit(conv)
+        >>> x = jax.random.normal(jax.random.key(0), (1, 8, 8, 3))
+        >>> k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
         >>> with conv_backend("xla"):
-        ...     y = jax.jit(conv)(jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 4)))
-        >>> y.shape
-        (1, 8, 8, 4)
+        ...     y_xla = f(x, k)
+        ...     print(jax.make_jaxpr(f)(x, k).eqns[0].params["jaxpr"].eqns[0].primitive)
+        conv_general_dilated
+        >>> print(float(jnp.max(jnp.abs(f(x, k) - y_xla))) < 1e-5)
+        True
     """
     if name not in _BACKENDS:
         raise ValueError(f"conv_backend `name` must be one of {_BACKENDS} (oneDNN where it "
                          f"applies, or always XLA), got {name!r}.")
-    token = _backend.set(name)
-    try:
-        yield
-    finally:
-        _backend.reset(token)
+    return _backend(name)
+
+
+def _placed_on_cpu(*arrays: Array) -> bool:
+    """Whether a computation on ``arrays`` runs on CPU: the arrays' own devices when they are
+    concrete, else (under ``jit``) the default device, as ``jit`` places it."""
+    devices = set()
+    for a in arrays:
+        if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer):
+            devices |= a.sharding.device_set
+    if devices:
+        return all(d.platform == "cpu" for d in devices)
+    default = jax.config.jax_default_device
+    if default is not None:
+        return (default if isinstance(default, str) else default.platform) == "cpu"
+    return jax.default_backend() == "cpu"
 
 
 def _use_onednn(n: int, x: Array, kernel: Array) -> bool:
     return (n == 2 and x.dtype == jnp.float32 and kernel.dtype == jnp.float32
-            and _backend.get() == "auto" and onednn.available())
+            and _backend.value == "auto" and onednn.available() and _placed_on_cpu(x, kernel))
 
 
 def _dimension_numbers(n: int) -> tuple[str, str, str]:
