@@ -110,9 +110,13 @@ def _jax_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, image
               steps: int, warmup: int, parallel: str = "none", devices: int = 1
               ) -> dict[str, Any]:
     if framework == "jaxcnn":
-        # First, as a user's script would: jaxcnn's malloc settings must precede JAX's CPU
-        # backend (jaxcnn/_native/host_memory.py).
-        import jaxcnn  # noqa: F401
+        # First, as a user's script would: the malloc settings (jaxcnn.tune_host_malloc) must
+        # precede JAX's CPU backend (jaxcnn/_native/host_memory.py). The benchmark is an
+        # application and opts in; JAXCNN_HOST_MALLOC=0 is the A/B switch of
+        # benchmarks.host_memory.
+        from jaxcnn._native.host_memory import configure_from_env
+
+        configure_from_env()
     import jax
     import jax.numpy as jnp
 
@@ -271,8 +275,8 @@ def measure(cell: dict[str, Any]) -> dict[str, Any]:
         ``params``, ``peak_rss_mib`` (this
         process's ``ru_maxrss``), ``cores``, ``load_1min`` (the machine's load average at the
         end: other jobs), ``xla_flags`` (as seen after the imports), and for JAX cells
-        ``conv_backend`` (who computes the convolutions), ``host_malloc`` (what jaxcnn's
-        import did to ``malloc``: :mod:`jaxcnn._native.host_memory`), ``setup_s`` (model and
+        ``conv_backend`` (who computes the convolutions), ``host_malloc`` (what the cell's
+        opt-in did to ``malloc``: :mod:`jaxcnn._native.host_memory`), ``setup_s`` (model and
         train-state creation, which compiles ``init``), ``lower_s``, ``compile_s`` and
         ``flops`` (XLA's cost analysis, per step; for jaxcnn, of the step with XLA's
         convolutions, as XLA cannot count oneDNN's) when the step is a jit/pmap object
@@ -316,9 +320,10 @@ def cell_env(device_count: int | None = None, extra: dict[str, str] | None = Non
     """The environment every cell gets: this one minus ``XLA_FLAGS``, on the CPU backend.
 
     ``XLA_FLAGS`` is dropped so that no cell inherits flags from the caller (pytest's conftest
-    sets a device count) and the plain-Flax baseline runs with XLA's defaults; jaxcnn cells get
-    whatever ``import jaxcnn`` sets. ``device_count`` forces that many host devices instead;
-    ``extra`` is added last (an A/B switch such as ``JAXCNN_HOST_MALLOC``).
+    sets a device count) and the plain-Flax baseline runs with XLA's defaults; jaxcnn cells opt
+    in to jaxcnn's ``malloc`` settings. ``device_count`` forces that many host devices instead;
+    ``extra`` is added last (an A/B switch such as ``JAXCNN_HOST_MALLOC=0``, which turns that
+    opt-in off).
 
     Example:
         >>> cell_env(4)["XLA_FLAGS"]

@@ -5,9 +5,11 @@
 
 Each cell is one train step measurement in its own process (``benchmarks._cells``), with
 glibc's defaults or jaxcnn's settings (:mod:`jaxcnn._native.host_memory`), alternating within
-each repetition so that both see the same machine. jaxcnn cells switch with
-``JAXCNN_HOST_MALLOC=0``/``1``; PyTorch cells (which never import jaxcnn) get the same three
-settings through glibc's environment variables (``MALLOC_ARENA_MAX`` etc.), to show what they
+each repetition so that both see the same machine. A jaxcnn cell opts in to the settings at
+start-up, as an application does (``jaxcnn.tune_host_malloc()``; the library itself never
+sets them), and ``JAXCNN_HOST_MALLOC=0``/``1`` switches between glibc's defaults and
+jaxcnn's settings. PyTorch cells (which never import jaxcnn) get the same three settings
+through glibc's environment variables (``MALLOC_ARENA_MAX`` etc.), to show what they
 are worth to a framework that does not set them itself. Page faults and kernel CPU time are
 ``getrusage`` differences over the timed steps; peak memory is the process's ``ru_maxrss``.
 """

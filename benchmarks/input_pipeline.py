@@ -178,4 +178,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # A program may set what the library leaves alone: glibc malloc for XLA:CPU
+    # (jaxcnn.tune_host_malloc), before JAX's backend starts. JAXCNN_HOST_MALLOC=0: not.
+    from jaxcnn._native.host_memory import configure_from_env
+
+    configure_from_env()
     main()

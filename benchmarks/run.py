@@ -13,12 +13,13 @@ Sections:
 
 * ``throughput``: for each model, a train step (forward + backward + SGD-momentum update) and
   an inference forward pass, in jaxcnn as shipped (``jaxcnn.models.create``,
-  ``create_train_state``, ``make_optimizer("momentum")``, ``make_strategy("none")``, whatever
-  ``import jaxcnn`` sets up), in plain Flax linen (``benchmarks/flax_models.py``, LeNet-5 and
-  ResNet-18) and in PyTorch, NCHW and channels_last (``benchmarks/torch_models.py``). Every
-  (framework, model, mode) is one fresh process (``benchmarks/_cells.py``); within a
-  repetition the frameworks of a model run back to back and their order rotates between
-  repetitions, so a ratio compares cells taken under the same load.
+  ``create_train_state``, ``make_optimizer("momentum")``, ``make_strategy("none")``, and the
+  ``malloc`` settings an application opts in to, ``jaxcnn.tune_host_malloc``), in plain Flax
+  linen (``benchmarks/flax_models.py``, LeNet-5 and ResNet-18) and in PyTorch, NCHW and
+  channels_last (``benchmarks/torch_models.py``). Every (framework, model, mode) is one fresh
+  process (``benchmarks/_cells.py``); within a repetition the frameworks of a model run back
+  to back and their order rotates between repetitions, so a ratio compares cells taken under
+  the same load.
 * ``scaling``: images/s vs batch size and vs forced device count (``benchmarks/scaling.py``).
 * ``overhead``: empty-model step vs LeNet-5 step (``benchmarks/overhead.py``).
 * ``accuracy``: wall seconds to 99.0% on real MNIST (``benchmarks/time_to_accuracy.py``;
@@ -292,11 +293,11 @@ METHOD = """\
 How the numbers are taken (`benchmarks/run.py`, `_cells.py`):
 
 * Every (framework, model, mode) cell is a fresh `python -m benchmarks._cells` process with
-  the same environment (`JAX_PLATFORMS=cpu`, `XLA_FLAGS` removed; jaxcnn cells then get
-  whatever `import jaxcnn` sets, the plain-Flax cells never import jaxcnn). Within a repetition
-  the frameworks of one model run back to back and their order rotates between repetitions;
-  "jaxcnn / this" is the median over repetitions of the ratio of the two cells of the same
-  repetition, so load from other jobs hits both sides of a ratio alike.
+  the same environment (`JAX_PLATFORMS=cpu`, `XLA_FLAGS` removed; jaxcnn cells opt in to
+  `jaxcnn.tune_host_malloc()` first, the plain-Flax cells never import jaxcnn). Within a
+  repetition the frameworks of one model run back to back and their order rotates between
+  repetitions; "jaxcnn / this" is the median over repetitions of the ratio of the two cells of
+  the same repetition, so load from other jobs hits both sides of a ratio alike.
 * Train step = forward + backward + SGD with momentum 0.9 (lr 0.01), cross-entropy, on a fixed
   random batch (`np.random.default_rng(0)`), float32. jaxcnn: `jaxcnn.models.create`,
   `training.create_train_state`, `make_optimizer("momentum")` and the training loop's step,
@@ -357,9 +358,10 @@ def report(args: argparse.Namespace, sections: dict[str, Any], meta: dict[str, A
                           for m in args.models) if not args.quick else "3 (+1 warm-up)"
         out += ["### Throughput: jaxcnn vs plain Flax vs PyTorch", "",
                 throughput_table(t["summary"]), "",
-                f"`XLA_FLAGS` inside the jaxcnn cells after `import jaxcnn`: {flags_text}. "
+                f"`XLA_FLAGS` inside the jaxcnn cells: {flags_text}. "
                 f"Their 2-D convolutions: {'; '.join(convs)}. Their `malloc` "
-                f"(`jaxcnn/_native/host_memory.py`): {'; '.join(mallocs)}.",
+                f"(`jaxcnn.tune_host_malloc()`, `jaxcnn/_native/host_memory.py`): "
+                f"{'; '.join(mallocs)}.",
                 "",
                 METHOD.format(steps=steps, peak=t["summary"]["peak_gflops"] or 0.0,
                               peaks=", ".join(f"{p:.0f}" for p in t["summary"]["peaks"]),

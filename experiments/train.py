@@ -8,6 +8,9 @@ Multi-host: start one process per host with the same command plus
 variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) and
 ``--config.parallel=mesh``. The last line printed is one JSON object with the final metrics,
 also written to ``<workdir>/final_metrics.json``.
+
+Being a program rather than the library, it sets glibc's ``malloc`` for XLA:CPU at start-up
+(:func:`jaxcnn.tune_host_malloc`; ``JAXCNN_HOST_MALLOC=0`` to leave ``malloc`` alone).
 """
 
 import json
@@ -67,6 +70,12 @@ def _parse_flags(argv):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # An application may set process-wide options the library leaves alone: glibc malloc for
+    # XLA:CPU's per-step buffers (jaxcnn.tune_host_malloc), before JAX's backend starts.
+    # JAXCNN_HOST_MALLOC=0 leaves malloc as it is.
+    from jaxcnn._native.host_memory import configure_from_env
+
+    configure_from_env()
     config = _config()
     from jaxcnn.training.config import validate_config
 

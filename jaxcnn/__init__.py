@@ -8,20 +8,21 @@
 * :mod:`jaxcnn.weights`: Keras / torchvision weight import, ``.safetensors`` export.
 * :func:`intermediates` (named feature maps) and :func:`summary` (a Keras-style table).
 
-On import (Linux with glibc) jaxcnn sets three ``malloc`` options so that XLA:CPU's large
-per-step buffers stay mapped between steps; ``JAXCNN_HOST_MALLOC=0`` leaves ``malloc`` alone
-(see :mod:`jaxcnn._native.host_memory`).
+jaxcnn is a guest in the program that imports it: importing or calling the library changes no
+process-wide state (``malloc``, matplotlib's backend, absl's flags, ``jax.config``, signal
+handlers outside the training loop). What a program may want for speed it asks for:
+:func:`tune_host_malloc` sets three glibc ``malloc`` options so that XLA:CPU's large per-step
+buffers stay mapped between steps (ResNet-18 trains 1.07-1.10x faster on CPU). Call it first,
+before any JAX array or computation; it warns when called too late or when JAX's default
+backend is a GPU/TPU (see :mod:`jaxcnn._native.host_memory`). ``python -m experiments.train``
+and the benchmarks call it themselves (``JAXCNN_HOST_MALLOC=0`` to opt out).
 """
 
-from jaxcnn._native import host_memory as _host_memory
+from jaxcnn import filters, functional, layers, weights
+from jaxcnn._native.host_memory import configure as tune_host_malloc
+from jaxcnn._utils import count_params
+from jaxcnn.inspect import intermediates, summary
 
-# First, before any JAX computation allocates: XLA:CPU's per-step buffers then stay mapped
-# (ResNet-18 trains 1.10x faster on CPU; jaxcnn/_native/host_memory.py has the measurements).
-_host_memory.configure()
-
-from jaxcnn import filters, functional, layers, weights  # noqa: E402
-from jaxcnn._utils import count_params  # noqa: E402
-from jaxcnn.inspect import intermediates, summary  # noqa: E402
-
-__all__ = ["count_params", "filters", "functional", "intermediates", "layers", "summary", "weights"]
+__all__ = ["count_params", "filters", "functional", "intermediates", "layers", "summary",
+           "tune_host_malloc", "weights"]
 __version__ = "0.1.0"

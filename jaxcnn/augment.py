@@ -45,6 +45,7 @@ __all__ = [
     "flip_left_right",
     "flip_up_down",
     "hsv_to_rgb",
+    "mixes_labels",
     "mixup",
     "random_crop",
     "random_flip",
@@ -486,7 +487,8 @@ def cutout(key: jax.Array, image: jax.Array, size: int | Sequence[int],
         image: ``(H, W, C)`` float image.
         size: patch side, an int or ``(h, w)``; ``1 <= h <= H``, ``1 <= w <= W``
             (the paper uses 16 for CIFAR-10, 8 for CIFAR-100).
-        fill: value written into the patch (0 for normalised images).
+        fill: value written into the patch, on the images' scale: 0 is black for ``[0, 1]``
+            pixels (what the training step augments), the mean for normalised images.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -583,7 +585,7 @@ def rgb_to_grayscale(image: jax.Array) -> jax.Array:
     Example:
         >>> import jax.numpy as jnp
         >>> gray = rgb_to_grayscale(jnp.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
-        >>> gray.shape, gray[:, 0].tolist()
+        >>> gray.shape, [round(v, 4) for v in gray[:, 0].tolist()]
         ((2, 1), [0.9999, 0.2989])
     """
     _check_pixels(image, "RGB")
@@ -715,8 +717,9 @@ def adjust_saturation(image: jax.Array, factor: float | jax.Array) -> jax.Array:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> adjust_saturation(jnp.array([[[1.0, 0.0, 0.0]]]), 0.0).round(4)
-        Array([[[0.2989, 0.2989, 0.2989]]], dtype=float32)
+        >>> import numpy as np
+        >>> print(np.round(np.asarray(adjust_saturation(jnp.array([[[1.0, 0.0, 0.0]]]), 0.0)), 4))
+        [[[0.2989 0.2989 0.2989]]]
     """
     _check_color(image)
     _check_factor(factor, "factor")
@@ -1053,6 +1056,22 @@ def _make_stage(position: int, entry: Any) -> _Stage:
         def stage(key, images, labels):
             return jax.vmap(op)(images), labels
     return stage
+
+
+def mixes_labels(config: Sequence[str | tuple[str, dict[str, Any]]]) -> bool:
+    """Whether a :func:`compose` config has batch-level entries (``mixup``) that mix labels.
+
+    Its pipeline must then be called as ``apply(key, images, labels)`` with ``(N, K)`` float
+    labels; the training step does so when this is True (``augment_labels``).
+
+    Example:
+        >>> mixes_labels([("random_flip", {})]), mixes_labels(["random_flip", "mixup"])
+        (False, True)
+    """
+    if isinstance(config, str | dict):
+        raise TypeError(f"`config` must be a list of (name, kwargs) entries, got {config!r}.")
+    batch_names = {fn.__name__ for fn in _BATCH}
+    return any(_parse_entry(i, entry)[0] in batch_names for i, entry in enumerate(config))
 
 
 def compose(config: Sequence[str | tuple[str, dict[str, Any]]]

@@ -9,8 +9,10 @@ ImageNet is streamed with grain (worker processes, per-example decode).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,14 @@ from jaxcnn.data.pipeline import normalize as _normalize
 from jaxcnn.functional._checks import check_labels, check_rank
 
 _CHUNK = 4096  # records decoded per read when materialising a split
+# absl flags grain reads with no fallback to their default in a program that never parsed
+# flags (google/grain#1355): grain 0.2.18's profiler.is_worker_profiling_enabled(), when
+# mp_prefetch starts its worker processes. Every other flag grain and array_record read falls
+# back to its default by itself.
+_GRAIN_UNGUARDED_FLAGS = ("grain_enable_multiprocess_worker_profiling",)
+_flags_lock = threading.Lock()
+_flags_users = 0
+_flags_marked: list[str] = []
 _IMAGENET_CROP = 0.875  # resize the short side to image_size / 0.875, then centre-crop
 
 
@@ -357,22 +367,52 @@ class Dataset:
                     .batch(batch_size, drop_remainder=drop_remainder)
                     .map(finish)
                     .to_iter_dataset())
+        scope = contextlib.nullcontext()
         if worker_count:
-            from absl import flags
-
-            # grain 0.2.18 reads an absl flag when starting workers and fails in programs
-            # that never parse flags (google/grain#1355); defaults are what we want.
-            if not flags.FLAGS.is_parsed():
-                flags.FLAGS.mark_as_parsed()
             pipeline = pipeline.mp_prefetch(
                 grain.MultiprocessingOptions(num_workers=worker_count))
-        iterator = iter(pipeline)
-        try:
-            yield from iterator
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            scope = _grain_flags_readable()
+        with scope:
+            iterator = iter(pipeline)
+            try:
+                yield from iterator
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+
+
+@contextlib.contextmanager
+def _grain_flags_readable() -> Iterator[None]:
+    """While grain worker processes start and run: :data:`_GRAIN_UNGUARDED_FLAGS` readable.
+
+    grain reads those absl flags from its own threads when it starts worker processes, and in
+    a program that never parsed absl flags the read raises ``UnparsedFlagAccessError``. The
+    library must not parse (or mark as parsed) the program's flags, so only for as long as a
+    multi-process iteration runs, each of those flags, if not given, is marked present (read
+    at its default, False); the marks are removed when the last such iteration ends. Whether
+    flags are parsed, every value and every other flag stay as they were. Nothing is done
+    when the program has parsed its flags.
+    """
+    from absl import flags
+
+    global _flags_users
+    with _flags_lock:
+        if _flags_users == 0 and not flags.FLAGS.is_parsed():
+            for name in _GRAIN_UNGUARDED_FLAGS:
+                if name in flags.FLAGS and not flags.FLAGS[name].present:
+                    flags.FLAGS[name].present = 1
+                    _flags_marked.append(name)
+        _flags_users += 1
+    try:
+        yield
+    finally:
+        with _flags_lock:
+            _flags_users -= 1
+            if _flags_users == 0:
+                for name in _flags_marked:
+                    flags.FLAGS[name].present = 0
+                _flags_marked.clear()
 
 
 def _shard_name(dataset: Any, process_count: int) -> str:

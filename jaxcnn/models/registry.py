@@ -133,6 +133,9 @@ def has_batch_norm(model: nn.Module) -> bool:
         >>> has_batch_norm(create("resnet18")), has_batch_norm(create("lenet5"))
         (True, False)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a Flax module such as jaxcnn.models.create(name), "
+                        f"got {model!r}.")
     fields = _fields(model)
     if "norm" not in fields or model.norm is None:
         return False

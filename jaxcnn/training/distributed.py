@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import jax
 
+from jaxcnn._native.host_memory import default_platform
+
 
 def _check_timeout(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -29,8 +31,16 @@ def initialize(coordinator_address: str | None, num_processes: int = 1, process_
 
     Every process calls this with the same ``coordinator_address`` (``host:port`` of process
     0) and ``num_processes``, and its own ``process_id``. On CPU the cross-process collectives
-    go through gloo (``jax_cpu_collectives_implementation``), so the same code can be tested
-    with several local processes on one machine.
+    go through gloo, so the same code can be tested with several local processes on one
+    machine.
+
+    jaxcnn changes no process-wide setting on its own; this function is the one exception, and
+    only because calling it asks for a multi-process run: when JAX's default platform is the
+    CPU (``JAX_PLATFORMS=cpu``, or no GPU/TPU plugin installed) and
+    ``jax_cpu_collectives_implementation`` is unset (JAX versions without a default), it sets
+    that ``jax.config`` option to ``"gloo"``, without which CPU processes cannot exchange
+    data. A value the program chose (e.g. ``"mpi"``) is kept, and nothing is set for a GPU or
+    TPU run or for a single process.
 
     Args:
         coordinator_address: ``host:port`` of process 0 (None for a single process).
@@ -67,7 +77,9 @@ def initialize(coordinator_address: str | None, num_processes: int = 1, process_
             f"0): pass --coordinator_address or set JAX_COORDINATOR_ADDRESS.")
     if not 0 <= process_id < num_processes:
         raise ValueError(f"process_id={process_id} must be in [0, {num_processes}).")
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if (jax.config.jax_cpu_collectives_implementation is None
+            and default_platform() == "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                local_device_ids=local_device_ids, **timeouts)
     return True

@@ -87,12 +87,11 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         >>> out.stat().st_size > 0
         True
     """
-    import matplotlib
+    # A Figure of its own (Agg canvas): no pyplot state, and the program's backend is left alone.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, kind in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for prefix in ("train", "eval"):
             key = f"{prefix}_{kind}"
@@ -110,5 +109,4 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import models
-from jaxcnn.augment import compose
+from jaxcnn.augment import compose, mixes_labels
 from jaxcnn.training import config as config_fields
 from jaxcnn.training.checkpoint import Checkpointer
 from jaxcnn.training.config import validate_config
@@ -190,14 +190,15 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     model = _build_model(config, num_classes, parallel)
     sample = jnp.zeros((1, *train_ds.image_shape), jnp.float32)
     state = create_train_state(model, tx, jax.random.PRNGKey(seed), sample)
-    augment_config = _get(config, "augment") or ()
+    augment_config = list(_get(config, "augment") or ())
     # Datasets with per-channel statistics (not the synthetic FakeDataset) yield uint8 batches
-    # that the step normalises on the device.
+    # that the step normalises on the device, after augmenting them as [0, 1] pixels.
     mean = getattr(train_ds, "mean", None)
     stats = None if mean is None else (mean, train_ds.std)
     strategy = make_strategy(
         parallel, num_classes=num_classes,
-        augment=compose(list(augment_config)) if augment_config else None,
+        augment=compose(augment_config) if augment_config else None,
+        augment_labels=mixes_labels(augment_config),  # mixup: (N, K) soft labels
         label_smoothing=_get(config, "label_smoothing"),
         l2_weight_decay=0.0 if decoupled or _get(config, "optimizer") == "adamw" else weight_decay,
         # uint8 batches, normalised on the device: a quarter of the bytes to place per step

@@ -39,7 +39,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
     Args:
         logits: ``(N, K)``.
         labels: ``(N,)`` integer class indices in ``[0, K)`` (the range is checked when the
-            labels are concrete; under ``jit`` :func:`jaxcnn.data.check_batch` does it).
+            labels are concrete; under ``jit`` :func:`jaxcnn.data.check_batch` does it), or
+            ``(N, K)`` float soft labels (rows summing to 1, e.g. from
+            :func:`jaxcnn.augment.mixup`), used as ``q`` in place of ``onehot(y)``.
         label_smoothing: ``eps`` in ``[0, 1)``.
 
     Example:
@@ -47,11 +49,18 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
         >>> round(float(cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))), 4)  # log 4
         1.3863
     """
-    check_logits_labels(logits, labels)
+    soft = np.ndim(labels) == 2 and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
+    if soft:
+        if np.shape(labels) != np.shape(logits):
+            raise ValueError(f"soft `labels` must have the shape of `logits` "
+                             f"{np.shape(logits)}, got {np.shape(labels)}.")
+    else:
+        check_logits_labels(logits, labels)
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing}.")
     num_classes = logits.shape[-1]
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+    targets = labels.astype(jnp.float32) if soft else jax.nn.one_hot(labels, num_classes)
+    targets = optax.smooth_labels(targets, label_smoothing)
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
 
 
@@ -62,7 +71,7 @@ def l2_penalty(params: Any, weight_decay: float) -> jax.Array:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> float(l2_penalty({"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, 0.1))
+        >>> round(float(l2_penalty({"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, 0.1)), 6)
         0.2
     """
     if isinstance(weight_decay, int | float) and not weight_decay >= 0:

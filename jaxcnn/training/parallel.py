@@ -80,8 +80,9 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
     """The :class:`Strategy` for ``mode`` (``"none"`` | ``"pmap"`` | ``"mesh"``).
 
     ``step_options`` go to :func:`make_train_step` (``label_smoothing``, ``l2_weight_decay``,
-    ``aux_weights``). ``devices`` defaults to all devices (``jax.devices()``, every process's
-    for multi-host mesh runs; ``jax.local_devices()`` for pmap).
+    ``aux_weights``, ``augment``, ``augment_labels``, ...), with ``num_classes``. ``devices``
+    defaults to all devices (``jax.devices()``, every process's for multi-host mesh runs;
+    ``jax.local_devices()`` for pmap).
 
     Example:
         >>> s = make_strategy("mesh", num_classes=10)
@@ -94,7 +95,7 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
         device = (devices or jax.local_devices())[0]
         return Strategy(
             mode, 1,
-            jax.jit(make_train_step(**step_options), donate_argnums=0),
+            jax.jit(make_train_step(num_classes=num_classes, **step_options), donate_argnums=0),
             jax.jit(make_eval_step(num_classes=num_classes)),
             put_state=lambda s: jax.device_put(s, device, may_alias=False),
             get_state=lambda s: s,
@@ -103,7 +104,8 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
     if mode == "pmap":
         devices = devices or jax.local_devices()
         n = len(devices)
-        train = jax.pmap(make_train_step(axis_name=PMAP_AXIS, **step_options),
+        train = jax.pmap(make_train_step(axis_name=PMAP_AXIS, num_classes=num_classes,
+                                         **step_options),
                          axis_name=PMAP_AXIS, devices=devices, donate_argnums=0)
         evaluate = jax.pmap(make_eval_step(num_classes=num_classes, axis_name=PMAP_AXIS),
                             axis_name=PMAP_AXIS, devices=devices)
@@ -133,7 +135,8 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
         replicated = NamedSharding(mesh, P())
         data = NamedSharding(mesh, P(MESH_AXIS))
         n = len(devices)
-        train = jax.jit(make_train_step(**step_options), in_shardings=(replicated, data),
+        train = jax.jit(make_train_step(num_classes=num_classes, **step_options),
+                        in_shardings=(replicated, data),
                         out_shardings=(replicated, replicated), donate_argnums=0)
         evaluate = jax.jit(make_eval_step(num_classes=num_classes),
                            in_shardings=(replicated, data), out_shardings=replicated)

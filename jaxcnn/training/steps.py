@@ -25,7 +25,8 @@ def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
 def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.0,
                     aux_weights: Sequence[float] = (1.0, 0.3, 0.3),
                     axis_name: str | None = None,
-                    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+                    augment: Callable[..., Any] | None = None,
+                    augment_labels: bool = False, num_classes: int | None = None,
                     input_normalization: tuple[Sequence[float], Sequence[float]] | None = None
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch) -> (state, metrics)``: forward, backward, update.
@@ -35,12 +36,21 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
     over kernels when decay is an L2 loss term, plus weighted auxiliary-head losses when the
     model returns several outputs (GoogLeNet: ``aux_weights`` 1.0 / 0.3 / 0.3). ``augment``
     (e.g. :func:`jaxcnn.augment.compose`) maps ``(key, images) -> images`` on the device before
-    the forward pass. Dropout and augmentation keys derive from ``fold_in(state.rng, step)``,
-    so a step's randomness depends only on the state. ``input_normalization=(mean, std)``
-    normalises integer (uint8) images on the device first, as
+    the forward pass; with ``augment_labels=True`` it maps ``(key, images, one_hot) ->
+    (images, soft_labels)`` instead (a pipeline with batch-level entries such as ``mixup``:
+    the labels are one-hot encoded over ``num_classes`` first, and the loss and accuracy use
+    the soft labels it returns). Dropout and augmentation keys derive from
+    ``fold_in(state.rng, step)``: ``split`` of it gives ``(dropout_key, augment_key)``, so a
+    step's randomness depends only on the state.
+
+    ``input_normalization=(mean, std)`` normalises integer (uint8) images on the device, as
     :func:`jaxcnn.data.normalize` does on the host: a quarter of the bytes to copy per step
-    and no host pass over the pixels (the training loop uses it); float images are left as
-    they are.
+    and no host pass over the pixels (the training loop uses it). With ``augment`` the order
+    is: scale to ``[0, 1]``, augment, then ``(x - mean) / std``, since
+    :mod:`jaxcnn.augment`'s colour functions expect ``[0, 1]`` pixels and its fills
+    (``random_crop`` padding, ``cutout``, ``rotate``...) are pixel values (0 is black, not
+    the mean). Float images are taken as already normalised and left as they are (augmented
+    as given).
 
     A step whose loss or gradients are not finite leaves params, optimizer state and BatchNorm
     statistics unchanged and sets ``metrics["nonfinite_loss"]`` / ``["nonfinite_grads"]`` to 1.
@@ -91,13 +101,18 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
     if augment is not None and not callable(augment):
         raise TypeError(f"`augment` must be a function (key, images) -> images such as "
                         f"jaxcnn.augment.compose([...]), got {augment!r}.")
+    if augment_labels and (augment is None or isinstance(num_classes, bool)
+                           or not isinstance(num_classes, Integral) or num_classes < 1):
+        raise ValueError(f"`augment_labels=True` needs an `augment` function and "
+                         f"`num_classes` (a positive int) to one-hot encode the labels, got "
+                         f"augment={augment!r}, num_classes={num_classes!r}.")
 
     def loss_fn(params, state: TrainState, batch: Batch, rng):
         outputs, new_vars = state.apply_fn(
             _variables(params, state.batch_stats), batch["image"], train=True,
             mutable=["batch_stats"], rngs={"dropout": rng})
         loss, logits = auxiliary_loss(outputs, batch["label"], weights=aux_weights,
-                                      label_smoothing=label_smoothing)
+                                      label_smoothing=label_smoothing)  # int or soft labels
         if l2_weight_decay:
             loss = loss + l2_penalty(params, l2_weight_decay)
         return loss, (logits, new_vars.get("batch_stats", state.batch_stats))
@@ -106,15 +121,27 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
         rng = jax.random.fold_in(state.rng, state.step)
         if axis_name is not None:
             rng = jax.random.fold_in(rng, lax.axis_index(axis_name))  # distinct dropout per device
-        if input_normalization is not None and jnp.issubdtype(batch["image"].dtype, jnp.integer):
-            batch = {**batch, "image": normalize(batch["image"], *input_normalization)}
+        images, labels = batch["image"], batch["label"]
+        integer = (input_normalization is not None
+                   and jnp.issubdtype(images.dtype, jnp.integer))
         if augment is not None:
             rng, aug_rng = jax.random.split(rng)
-            batch = {**batch, "image": augment(aug_rng, batch["image"])}
+            if integer:  # augment [0, 1] pixels, normalise after
+                images = images.astype(jnp.float32) / 255.0
+            if augment_labels:
+                images, labels = augment(aug_rng, images, jax.nn.one_hot(labels, num_classes))
+            else:
+                images = augment(aug_rng, images)
+            if integer:
+                images = normalize(images, *input_normalization, max_value=1.0)
+        elif integer:
+            images = normalize(images, *input_normalization)
+        batch = {**batch, "image": images, "label": labels}
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, batch, rng)
-        metrics = {"loss": loss,
-                   "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+        # Soft (mixed) labels: a prediction is right when it is the dominant class.
+        target = jnp.argmax(labels, -1) if labels.ndim == 2 else labels
+        metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == target)}
         if axis_name is not None:
             grads, batch_stats, metrics = lax.pmean((grads, batch_stats, metrics), axis_name)
         # A NaN/Inf loss or gradient never reaches the parameters: the update is dropped on the

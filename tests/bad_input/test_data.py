@@ -313,6 +313,10 @@ AUGMENT = [
        r"augmentation 'mixup' \(config position 0\) mixes labels.*apply\(key, images, labels\)"),
     _a("compose", "seed instead of key", lambda: A.compose(["random_flip"])(0, IMGS), TypeError,
        _KEY),
+    _a("mixes_labels", "config a string", lambda: A.mixes_labels("mixup"), TypeError,
+       r"`config` must be a list of \(name, kwargs\) entries"),
+    _a("mixes_labels", "entry malformed", lambda: A.mixes_labels([("mixup", 4)]), TypeError,
+       r"augmentation config entry 0 must be a name or a \(name, kwargs\) pair"),
 ]
 
 CASES = DATA + AUGMENT

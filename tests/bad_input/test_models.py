@@ -83,6 +83,12 @@ REGISTRY = [
     Case("models.create", "num_classes 0",
          lambda: init(models.create("lenet5", num_classes=0), spec(2, SIZE, SIZE, 1)),
          ValueError, r"`num_classes` must be a positive int"),
+    Case("models.create", "bn_axis_name without BatchNorm",
+         lambda: models.create("lenet5", bn_axis_name="batch"), ValueError,
+         r"model 'lenet5' has no BatchNorm .*bn_axis_name='batch'"),
+    Case("models.has_batch_norm", "a name instead of a model",
+         lambda: models.has_batch_norm("resnet18"), TypeError,
+         r"`model` must be a Flax module .* got 'resnet18'"),
 ]
 
 CASES = [row for name in models.list_models() for row in _model_rows(name)] + REGISTRY

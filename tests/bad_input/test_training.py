@@ -150,6 +150,9 @@ TRAINING = [
        lambda: training.make_train_step(augment=["random_flip"]), TypeError,
        r"`augment` must be a function \(key, images\) -> images such as "
        r"jaxcnn.augment.compose"),
+    _t("make_train_step", "augment_labels without num_classes",
+       lambda: training.make_train_step(augment=lambda k, x, y: (x, y), augment_labels=True),
+       ValueError, r"`augment_labels=True` needs an `augment` function and `num_classes`"),
     _t("make_eval_step", "num_classes 0", lambda: training.make_eval_step(num_classes=0),
        ValueError, r"`num_classes` must be a positive int"),
     _t("create_train_state", "seed instead of key",
