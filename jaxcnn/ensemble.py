@@ -346,8 +346,9 @@ def average_probabilities(logits: Array) -> Array:
     Example:
         >>> import jax.numpy as jnp
         >>> logits = jnp.log(jnp.array([[[0.9, 0.1]], [[0.3, 0.7]]]))  # 2 members, 1 example
-        >>> average_probabilities(logits).round(3).tolist()
-        [[0.6, 0.4]]
+        >>> import numpy as np
+        >>> print(np.round(np.asarray(average_probabilities(logits)), 3))
+        [[0.6 0.4]]
     """
     _check_logits(logits)
     return jax.nn.softmax(logits, axis=-1).mean(axis=0)
@@ -370,8 +371,9 @@ def weighted_average(logits: Array, weights: Array) -> Array:
     Example:
         >>> import jax.numpy as jnp
         >>> logits = jnp.log(jnp.array([[[0.9, 0.1]], [[0.3, 0.7]]]))
-        >>> weighted_average(logits, jnp.array([1.0, 3.0])).round(3).tolist()
-        [[0.45, 0.55]]
+        >>> import numpy as np
+        >>> print(np.round(np.asarray(weighted_average(logits, jnp.array([1.0, 3.0]))), 3))
+        [[0.45 0.55]]
     """
     _check_logits(logits)
     weights = jnp.asarray(weights)

@@ -197,8 +197,8 @@ def gabor(size: int | tuple[int, int], sigma: Any, theta: Any, wavelength: Any,
         >>> g = gabor(7, sigma=2.0, theta=0.0, wavelength=4.0)
         >>> g.shape, float(g[3, 3])
         ((7, 7), 1.0)
-        >>> print(g[3, 1:6].round(2))            # cos(2 pi x / 4) * envelope along the row
-        [-0.61  0.   1.    0.  -0.61]
+        >>> print(g[3, 1:6].round(2) + 0.0)      # cos(2 pi x / 4) * envelope along the row
+        [-0.61  0.    1.    0.   -0.61]
     """
     h, w = _odd_size(size)
     sigma = _positive(sigma, "sigma")

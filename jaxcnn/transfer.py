@@ -162,7 +162,7 @@ def make_transfer_optimizer(base_tx: optax.GradientTransformation, params: Any,
         >>> tx = make_transfer_optimizer(optax.sgd(1.0), params, ["^c1/"], ["^f6/"], 0.1)
         >>> grads = jax.tree.map(jnp.ones_like, params)
         >>> updates, _ = tx.update(grads, tx.init(params), params)
-        >>> {k: float(v["kernel"][0]) for k, v in updates.items()}
+        >>> {k: round(float(v["kernel"][0]), 6) for k, v in updates.items()}
         {'c1': 0.0, 'f6': -0.1, 'output': -1.0}
     """
     if not backbone_lr_scale >= 0:

@@ -71,7 +71,7 @@ def l2_penalty(params: Any, weight_decay: float) -> jax.Array:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> float(l2_penalty({"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, 0.1))
+        >>> round(float(l2_penalty({"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}, 0.1)), 6)
         0.2
     """
     if isinstance(weight_decay, int | float) and not weight_decay >= 0:
