@@ -18,11 +18,21 @@ backend is a GPU/TPU (see :mod:`jaxcnn._native.host_memory`). ``python -m experi
 and the benchmarks call it themselves (``JAXCNN_HOST_MALLOC=0`` to opt out).
 """
 
-from jaxcnn import filters, functional, layers, weights
+from jaxcnn import filters, functional, layers
 from jaxcnn._native.host_memory import configure as tune_host_malloc
 from jaxcnn._utils import count_params
 from jaxcnn.inspect import intermediates, summary
 
 __all__ = ["count_params", "filters", "functional", "intermediates", "layers", "summary",
-           "tune_host_malloc", "weights"]
+           "tune_host_malloc"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # jaxcnn.weights on first use: it needs the `weights` extra (h5py, safetensors), and
+    # `import jaxcnn` needs only the core dependencies.
+    if name == "weights":
+        import importlib
+
+        return importlib.import_module("jaxcnn.weights")
+    raise AttributeError(f"module 'jaxcnn' has no attribute {name!r}")

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from jaxcnn._extras import require
+
+require("viz", __name__)
+
+from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = ["confusion_matrix", "feature_maps", "filter_bank", "kernel_grid", "training_curves"]
 

@@ -13,9 +13,19 @@ default install needs neither TensorFlow nor internet access:
 See ``docs/data.md`` for the measured input-pipeline throughput.
 """
 
-from jaxcnn.data._specs import SPECS, DatasetSpec, default_data_dir
-from jaxcnn.data.dataset import Dataset, center_pad, load, resize_center_crop, upsample_pad
-from jaxcnn.data.pipeline import check_batch, normalize, one_hot, prefetch_to_device
+from jaxcnn._extras import require
+
+require("data", __name__)
+
+from jaxcnn.data._specs import SPECS, DatasetSpec, default_data_dir  # noqa: E402
+from jaxcnn.data.dataset import (  # noqa: E402
+    Dataset,
+    center_pad,
+    load,
+    resize_center_crop,
+    upsample_pad,
+)
+from jaxcnn.data.pipeline import check_batch, normalize, one_hot, prefetch_to_device  # noqa: E402
 
 __all__ = [
     "SPECS",

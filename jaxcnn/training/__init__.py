@@ -4,12 +4,16 @@
 them for one device, ``pmap`` or a ``jit`` + ``NamedSharding`` mesh.
 """
 
-from jaxcnn.training.losses import auxiliary_loss, cross_entropy, l2_penalty
-from jaxcnn.training.metrics import classification_sums, summarize
-from jaxcnn.training.optim import make_optimizer, make_schedule
-from jaxcnn.training.parallel import Strategy, make_strategy
-from jaxcnn.training.state import TrainState, create_train_state
-from jaxcnn.training.steps import make_eval_step, make_train_step
+from jaxcnn._extras import require
+
+require("train", __name__)
+
+from jaxcnn.training.losses import auxiliary_loss, cross_entropy, l2_penalty  # noqa: E402
+from jaxcnn.training.metrics import classification_sums, summarize  # noqa: E402
+from jaxcnn.training.optim import make_optimizer, make_schedule  # noqa: E402
+from jaxcnn.training.parallel import Strategy, make_strategy  # noqa: E402
+from jaxcnn.training.state import TrainState, create_train_state  # noqa: E402
+from jaxcnn.training.steps import make_eval_step, make_train_step  # noqa: E402
 
 __all__ = [
     "Strategy",

@@ -27,9 +27,13 @@ Example:
     Array([[1.5, 1.5, 1.5]], dtype=float32)
 """
 
-from jaxcnn.weights.io import load_safetensors, read_keras_h5, read_state_dict, to_safetensors
-from jaxcnn.weights.keras import KERAS_MODELS, from_keras, keras_model
-from jaxcnn.weights.torchvision import TORCHVISION_MODELS, from_torchvision, torchvision_model
+from jaxcnn._extras import require
+
+require("weights", __name__)
+
+from jaxcnn.weights.io import load_safetensors, read_keras_h5, read_state_dict, to_safetensors  # noqa: E402
+from jaxcnn.weights.keras import KERAS_MODELS, from_keras, keras_model  # noqa: E402
+from jaxcnn.weights.torchvision import TORCHVISION_MODELS, from_torchvision, torchvision_model  # noqa: E402
 
 __all__ = [
     "KERAS_MODELS",
