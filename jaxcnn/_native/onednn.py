@@ -12,16 +12,26 @@ and ``linear_transpose`` all keep working::
     conv_backward_weights_p(x, dy) -> dk  the transpose of conv_p in k
 
 Each is bilinear in its two operands; the transpose of each in either operand is one of the
-three. On CPU they lower to the FFI handlers of ``onednn_conv.cc``: directly in one-device
-programs and under ``pmap`` / ``shard_map`` (see :func:`_ffi_threads`), through
-``custom_partitioning`` (data parallel over the batch) in a ``jit`` sharded over several
-devices (see :func:`_partitioned`); on GPU and TPU to XLA's own convolution. ``vmap``
-folds a batched input into the batch axis when the kernel is shared, and per-member kernels
-(ensembles, per-example gradients) into the feature groups, as ``lax`` does.
+three. Each is *defined* by a ``lax`` computation: ``lax.conv_general_dilated`` and ``lax``'s
+own transposes of it (:func:`_forward_ref` and its two siblings). Their abstract evaluation
+traces that definition, so shapes, dtypes, ``vma`` and shardings are ``lax``'s; binding
+inserts ``pvary`` as ``lax`` does, so gradients of replicated parameters under ``shard_map``
+are global; ``jax.checkpoint`` policies are asked about ``conv_general_dilated``
+(:func:`_remat_rule`), so ``dots_saveable`` saves these convolutions as it saves ``lax``'s.
+
+Lowering: a program compiled for CPU alone calls the FFI handlers of ``onednn_conv.cc``,
+directly in one-device programs and under ``pmap`` / ``shard_map`` (see
+:func:`_ffi_threads`), through ``custom_partitioning`` (data parallel over the batch) in a
+``jit`` sharded over several devices (see :func:`_partitioned`). Everything else, GPU and TPU,
+multi-platform lowering and ``jax.export`` (whose archives must run anywhere, later), lowers
+the ``lax`` definition: the HLO ``lax`` itself would give. ``vmap`` folds a batched input into
+the batch axis when the kernel is shared, and per-member kernels (ensembles, per-example
+gradients) into channels, as ``lax`` does, without copying an unbatched operand.
+``tests/functional/test_conv_conformance.py`` checks all of this against ``lax``, as a matrix.
 
 Layout: NHWC activations, HWIO kernels, float32 only; :func:`available` says whether the
-compiled library is loaded (``python -m jaxcnn._native.build`` builds it; ``make install``
-runs that).
+compiled library is loaded (``pip install`` builds it in the package's build; ``status()``
+says why not where it could not be built).
 """
 
 from __future__ import annotations
