@@ -36,11 +36,11 @@ f = jax.jit(lambda a: jnp.max(F.conv(a, k), axis=(0, 1, 2)))
 for _ in range(3):
     f(a).block_until_ready()
 faults = []
-for _ in range(5):
+for _ in range(8):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     f(a).block_until_ready()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print("PROBE" + json.dumps({{"status": host_memory.status(), "faults": sorted(faults)[2]}}))
+print("PROBE" + json.dumps({{"status": host_memory.status(), "faults": faults}}))
 """
 
 
@@ -60,10 +60,14 @@ def test_large_temporaries_stay_mapped_between_runs():
     assert default["status"] == host_memory.NOT_CALLED
     assert tuned["status"].startswith("glibc malloc") and "after" not in tuned["status"]
     pages = 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
-    # Defaults: the 64 MiB temporary is mapped afresh, each of its pages faulted in, every run.
-    assert default["faults"] >= pages // 2, default
-    # jaxcnn's settings: it comes back from the heap already mapped.
-    assert tuned["faults"] < pages // 20, tuned
+    # Defaults: the 64 MiB temporary is mapped afresh, each of its pages faulted in, every run
+    # (a block over glibc's largest mmap threshold, 32 MiB, is always its own mmap).
+    assert min(default["faults"]) >= pages // 2, default
+    # jaxcnn's settings: it comes back from the heap already mapped. Not on every run: while
+    # the heap still grows (other allocations between runs can take the freed space at its
+    # top) a run can fault a fresh 64 MiB in, so the test asks for runs without faults, which
+    # glibc's defaults never give.
+    assert min(tuned["faults"]) < pages // 20, tuned
 
 
 APP = """
