@@ -35,6 +35,38 @@ def _saved_fields(state: TrainState) -> dict[str, Any]:
             "opt_state": state.opt_state, "rng": state.rng}
 
 
+def _global(fields: dict[str, Any]) -> dict[str, Any]:
+    """Multi-process: every process-local leaf as a global array replicated on all devices.
+
+    Each process holds the same state (``get_state`` of a replicated mesh or pmap state);
+    Orbax saves only global arrays in a multi-process run (a host-local one is a
+    ``ValueError``), so the local copies become one replicated global array per leaf.
+    """
+    if jax.process_count() == 1:
+        return fields
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    replicated = NamedSharding(Mesh(np.asarray(jax.devices()), ("replica",)), P())
+
+    def put(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return leaf  # already global
+        return jax.make_array_from_process_local_data(replicated, np.asarray(leaf))
+
+    return jax.tree_util.tree_map(put, fields)
+
+
+def _local(fields: dict[str, Any]) -> dict[str, Any]:
+    """Each replicated global leaf as this process's copy: the state ``like`` was, host-local."""
+    def get(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return leaf.addressable_data(0)
+        return leaf
+
+    return jax.tree_util.tree_map(get, fields)
+
+
 def _digest(fields: dict[str, Any]) -> str | None:
     """SHA-256 of every leaf's tree path, dtype, shape and bytes.
 
@@ -106,7 +138,7 @@ class Checkpointer:
             return False
         if not (force or self.should_save(step)):
             return False
-        fields = _saved_fields(state)
+        fields = _global(_saved_fields(state))
         digest = _digest(fields)
         return self._manager.save(step, args=ocp.args.StandardSave(fields), force=True,
                                   custom_metadata={_DIGEST_KEY: digest} if digest else None)
@@ -147,7 +179,7 @@ class Checkpointer:
         if expected is not None and _digest(fields) not in (None, expected):
             raise ValueError(f"checkpoint {path} is corrupt: its arrays do not match the "
                              f"SHA-256 digest recorded when it was saved.")
-        return like.replace(**fields)
+        return like.replace(**_local(fields))
 
     def restore_latest(self, like: TrainState) -> TrainState:
         """Restore the newest intact checkpoint, or return ``like`` when there is none.

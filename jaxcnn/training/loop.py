@@ -10,7 +10,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import signal
@@ -97,22 +96,66 @@ def _check_nonfinite(first: jax.Array, mode: str, checkpointer: Checkpointer) ->
         f"drop such steps and go on.")
 
 
-@contextlib.contextmanager
-def _preemption_flag():
-    """Yield an Event set by SIGTERM (a scheduler's preemption notice) during the block.
+class _Preemption:
+    """When to stop for a preemption notice (SIGTERM): at one step, the same on every process.
 
-    The loop checks it between steps, saves a checkpoint and exits with status 143, so a
-    preempted job resumes where it stopped. Only the main thread can own signal handlers.
+    * One process: a SIGTERM handler sets a flag; the loop stops after the current step.
+    * Several processes with JAX's preemption service (``jax.distributed.initialize`` starts
+      it unless ``jax_enable_preemption_service`` is off): its own SIGTERM handler, installed
+      at start-up, tells the coordination service, which tells every process; they agree on
+      the step after the furthest one reached and
+      ``multihost_utils.reached_preemption_sync_point(step)`` is True there for all of them.
+      A Python handler would replace JAX's, so none is installed. A process that stopped on
+      its own would leave the others waiting in the next collective, and save a different
+      step.
+    * Several processes without the service: the SIGTERM flag is all-gathered every
+      ``sync_every`` steps (a host-blocking collective, so not every step), and every process
+      stops at the first such step where any flag is set.
+
+    The loop calls :meth:`reached` once per step, after dispatching it, starting from
+    ``first_step`` (the step every process restored). Only the main thread can own signal
+    handlers; elsewhere SIGTERM keeps its default action.
     """
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+    def __init__(self, first_step: int, sync_every: int):
+        self.sync_every = max(int(sync_every), 1)
+        self.flag = threading.Event()
+        self._previous = None
+        self.service = False
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            try:
+                # Report the starting step now, so that a notice arriving before the first
+                # step syncs on the step after it (the service's counters start at 0).
+                multihost_utils.reached_preemption_sync_point(first_step)
+                self.service = True
+            except RuntimeError:  # jax_enable_preemption_service is off
+                pass
+
+    def __enter__(self) -> _Preemption:
+        if not self.service and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda *_: self.flag.set())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def reached(self, step: int) -> bool:
+        """True at the step where every process saves and stops."""
+        if self.service:
+            from jax.experimental import multihost_utils
+
+            return bool(multihost_utils.reached_preemption_sync_point(step))
+        if jax.process_count() == 1:
+            return self.flag.is_set()
+        if step % self.sync_every:
+            return False
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.int32(self.flag.is_set()))
+        return bool(np.any(flags))
 
 
 def _eval(strategy, state, dataset, batch_size: int) -> dict[str, Any]:
@@ -243,7 +286,7 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     batches = prefetch_to_device(batches_from(first_step), size=2, put=strategy.put_batch)
     last_step = num_steps if stop_after is None else min(stop_after, num_steps)
     first_bad = jnp.asarray([-1, 0], jnp.int32)
-    with _preemption_flag() as preempted:
+    with _Preemption(first_step, sync_every=log_every) as preemption:
         for step in range(first_step + 1, last_step + 1):
             placed, metrics = strategy.train_step(placed, next(batches))
             first_bad = _track_nonfinite(first_bad, metrics, step)
@@ -271,14 +314,16 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
             if step % eval_every == 0 and step != last_step:
                 ev = _eval(strategy, placed, test_ds, eval_batch)
                 logger.write(step, {"eval_loss": ev["loss"], "eval_accuracy": ev["accuracy"]})
-            if preempted.is_set():
+            if preemption.reached(step):
                 _check_nonfinite(first_bad, nonfinite, checkpointer)
                 checkpointer.save(strategy.get_state(placed), force=True)
                 checkpointer.close()
                 logger.close()
                 bar.close()
+                every = (f" (a preemption notice to any of the {processes} processes stops "
+                         f"them all at the same step)" if processes > 1 else "")
                 print(f"SIGTERM: saved a checkpoint at step {step} in "
-                      f"{checkpointer.directory}; rerun the same command to resume.",
+                      f"{checkpointer.directory}; rerun the same command to resume{every}.",
                       file=sys.stderr, flush=True)
                 raise SystemExit(143)
     bar.close()

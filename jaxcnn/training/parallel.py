@@ -148,10 +148,18 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
                     for k, v in batch.items()}
 
         def put_state(state):
-            # device_put to the replicated sharding reuses a device-0 input buffer as the
-            # device-0 shard even with may_alias=False; copy first so the donated step
-            # never deletes the caller's arrays.
-            return jax.device_put(jax.tree_util.tree_map(jnp.copy, state), replicated)
+            # Through a host copy: device_put to the replicated sharding would reuse a
+            # device-0 input buffer as the device-0 shard (even with may_alias=False), which
+            # the donated step then deletes; and multi-process, a committed local array (a
+            # restored checkpoint's) cannot be device_put onto other hosts' devices, while
+            # every process holding the same value is what make_array_from_process_local_data
+            # expects.
+            def put(x):
+                if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                    return jax.device_put(jnp.copy(x), replicated)  # already global
+                return jax.make_array_from_process_local_data(replicated, np.array(x))
+
+            return jax.tree_util.tree_map(put, state)
 
         def get_state(s):
             # Replicated global arrays: every process holds a full copy of each leaf.
