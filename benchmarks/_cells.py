@@ -23,8 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-FRAMEWORKS = ("jaxcnn", "flax", "torch", "torch_cl")
-"""``torch_cl`` is PyTorch with the model and input in ``channels_last`` memory format."""
+FRAMEWORKS = ("jaxcnn", "flax", "torch", "torch_cl", "torch_compile")
+"""``torch_cl`` is PyTorch with the model and input in ``channels_last`` memory format;
+``torch_compile`` is that model through ``torch.compile`` (Inductor, default mode; its
+compilation is the cell's ``first_s``)."""
 MODES = ("train", "infer")
 MARK = "BENCH_CELL "
 LEARNING_RATE = 0.01
@@ -216,16 +218,17 @@ def _torch_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, ima
     model = torch_models.build(model_name, spec.num_classes)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
     y = torch.from_numpy(labels).long()
-    if framework == "torch_cl":
+    if framework in ("torch_cl", "torch_compile"):
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if framework == "torch_compile" else model
     if mode == "train":
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(forward(x), y)
             loss.backward()
             optimizer.step()
     else:
@@ -233,7 +236,7 @@ def _torch_cell(framework: str, spec: ModelSpec, model_name: str, mode: str, ima
 
         def step():
             with torch.inference_mode():
-                model(x)
+                forward(x)
 
     first, times, host = _timed(step, steps, warmup)
     return {"params": torch_models.count_params(model), "first_s": first, "times": times,

@@ -1,7 +1,7 @@
 """A/B of jaxcnn's ``malloc`` settings: train images/s, page faults, kernel time, peak memory.
 
     python -m benchmarks.host_memory [--models lenet5,resnet18] [--repeats 2] [--quick]
-                                     [--frameworks jaxcnn,torch_cl]
+                                     [--frameworks jaxcnn,torch_cl,torch_compile]
 
 Each cell is one train step measurement in its own process (``benchmarks._cells``), with
 glibc's defaults or jaxcnn's settings (:mod:`jaxcnn._native.host_memory`), alternating within
@@ -53,9 +53,12 @@ def plan(models: Sequence[str], repeats: int, *, steps: int | None = None,
         raise ValueError(f"unknown models {unknown}; choose from {sorted(MODELS)}.")
     cells = []
     for model in models:
-        for framework in frameworks:
-            for rep in range(repeats):
-                for name in SETTINGS if rep % 2 == 0 else SETTINGS[::-1]:
+        for rep in range(repeats):
+            # settings alternate between repetitions, frameworks rotate within a setting: a
+            # ratio compares cells taken back to back
+            for name in SETTINGS if rep % 2 == 0 else SETTINGS[::-1]:
+                k = rep % len(frameworks)
+                for framework in list(frameworks[k:]) + list(frameworks[:k]):
                     cell = {"framework": framework, "model": model, "mode": "train",
                             "setting": name, "rep": rep}
                     if steps:
@@ -108,23 +111,55 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def ratios(results: list[dict[str, Any]]) -> str:
+    """jaxcnn's train images/s over each other framework's, per model and malloc setting:
+    the median (and range) over repetitions of same-repetition pairs.
+
+    Example:
+        >>> r = [{"model": "m", "framework": f, "setting": "glibc defaults", "rep": 0,
+        ...       "images_per_s": v} for f, v in (("jaxcnn", 12.0), ("torch_cl", 10.0))]
+        >>> print(ratios(r).splitlines()[-1])
+        | m | glibc defaults | torch_cl | 1.20 (1.20-1.20) |
+    """
+    lines = ["| model | malloc (both frameworks) | vs | jaxcnn / other, train images/s |",
+             "|---|---|---|---|"]
+    keys = dict.fromkeys((r["model"], r["setting"], r["framework"]) for r in results)
+    for model, setting, framework in keys:
+        if framework == "jaxcnn":
+            continue
+        ours = {r["rep"]: r["images_per_s"] for r in results if (r["model"], r["setting"],
+                r["framework"]) == (model, setting, "jaxcnn")}
+        pairs = [ours[r["rep"]] / r["images_per_s"] for r in results
+                 if (r["model"], r["setting"], r["framework"]) == (model, setting, framework)
+                 and r["rep"] in ours]
+        if pairs:
+            lines.append(f"| {model} | {setting} | {framework} | "
+                         f"{statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f}) |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lenet5,resnet18",
                         help=f"comma-separated, from {sorted(MODELS)}")
     parser.add_argument("--frameworks", default="jaxcnn",
-                        help="comma-separated, from jaxcnn, torch, torch_cl")
+                        help="comma-separated, from jaxcnn, torch, torch_cl, torch_compile")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="lenet5, 1 repetition, 3 steps")
     args = parser.parse_args(argv)
     models = ["lenet5"] if args.quick else args.models.split(",")
     frameworks = args.frameworks.split(",")
-    unknown = sorted(set(frameworks) - {"jaxcnn", "torch", "torch_cl"})
+    unknown = sorted(set(frameworks) - {"jaxcnn", "torch", "torch_cl", "torch_compile"})
     if unknown:
-        parser.error(f"unknown frameworks {unknown}; choose from jaxcnn, torch, torch_cl")
+        parser.error(f"unknown frameworks {unknown}; choose from jaxcnn, torch, torch_cl, "
+                     f"torch_compile")
     cells = plan(models, 1 if args.quick else args.repeats, steps=3 if args.quick else None,
                  frameworks=frameworks)
-    print(table(run(cells)))
+    results = run(cells)
+    print(table(results))
+    if len(frameworks) > 1 and "jaxcnn" in frameworks:
+        print()
+        print(ratios(results))
 
 
 if __name__ == "__main__":

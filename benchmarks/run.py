@@ -53,7 +53,7 @@ BEGIN, END = "<!-- benchmarks.run:begin -->", "<!-- benchmarks.run:end -->"
 SECTIONS = ("throughput", "scaling", "overhead", "accuracy")
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 LABELS = {"jaxcnn": "jaxcnn", "flax": "plain Flax", "torch": "PyTorch NCHW",
-          "torch_cl": "PyTorch channels_last"}
+          "torch_cl": "PyTorch channels_last", "torch_compile": "torch.compile channels_last"}
 QUICK = {"batch": 32, "steps": 3, "warmup": 1}
 """``--quick``: every throughput cell at batch 32, 3 timed steps after 1 warm-up step."""
 PEAK = {"size": 2048, "repeats": 5}
