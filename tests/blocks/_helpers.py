@@ -1,23 +1,15 @@
 """Random variables for block tests without compiling Flax's initializers."""
 
 import jax
-import jax.numpy as jnp
-import numpy as np
+
+from tests.models._zoo1_helpers import random_variables
 
 
 def randomize(variables, seed):
-    """Random params and running statistics (var > 0) so the eval path is fully exercised."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = path[-1].key
-        if name == "var":
-            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), leaf.dtype)
-        if name == "scale":
-            return jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape), leaf.dtype)
-        return jnp.asarray(0.3 * rng.standard_normal(leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, variables)
+    """Random params and running statistics (var > 0, some ~1e-3 so epsilon matters), drawn
+    by :func:`tests.models._zoo1_helpers.random_variables`: nothing at its initial value, so
+    the eval path, biases and epsilon are all exercised."""
+    return random_variables(variables, seed)
 
 
 def init(module, x, seed=0):

@@ -8,66 +8,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-from numpy.lib.stride_tricks import sliding_window_view
 
 from jaxcnn import layers as L
 from jaxcnn.blocks import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
 from tests.blocks._helpers import init as randomize
-
-EPS = 1e-5  # L.BatchNorm's default epsilon
-
+from tests.models import _numpy_reference as ref
 
 # ------------------------------------------------------------------ numpy reference
 
 
-def np_conv(x, k, stride, pad):
-    """NHWC x HWIO cross-correlation with symmetric zero padding, in float64."""
-    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    win = sliding_window_view(x, k.shape[:2], axis=(1, 2))[:, ::stride, ::stride]
-    return np.einsum("nhwcij,ijco->nhwo", win, k)
-
-
-def np_bn(x, p, s):
-    return (x - s["mean"]) / np.sqrt(s["var"] + EPS) * p["scale"] + p["bias"]
-
-
-def relu(x):
-    return np.maximum(x, 0)
-
-
-def reference(block, variables, x):
-    """Eval-mode forward of ``block`` re-derived from the papers, not from the code."""
-    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
-    s = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["batch_stats"])
-    x = np.asarray(x, np.float64)
-    stride = block.strides
-    bn = lambda name, y: np_bn(y, p[name], s[name])
-    conv = lambda name, y, st, pad: np_conv(y, p[name]["kernel"], st, pad)
-    if isinstance(block, BasicBlock):
-        y = relu(bn("bn1", conv("conv1", x, stride, 1)))
-        y = bn("bn2", conv("conv2", y, 1, 1))
-        short = bn("downsample_bn", conv("downsample_conv", x, stride, 0)) \
-            if "downsample_conv" in p else x
-        return relu(y + short)
-    if isinstance(block, Bottleneck):
-        s1, s3 = (stride, 1) if block.stride_on == "1x1" else (1, stride)
-        y = relu(bn("bn1", conv("conv1", x, s1, 0)))
-        y = relu(bn("bn2", conv("conv2", y, s3, 1)))
-        y = bn("bn3", conv("conv3", y, 1, 0))
-        short = bn("downsample_bn", conv("downsample_conv", x, stride, 0)) \
-            if "downsample_conv" in p else x
-        return relu(y + short)
-    pre = relu(bn("bn1", x))
-    short = conv("downsample_conv", pre, stride, 0) if "downsample_conv" in p else x
-    if isinstance(block, PreActBlock):
-        y = relu(bn("bn2", conv("conv1", pre, stride, 1)))
-        return conv("conv2", y, 1, 1) + short
-    s1, s3 = (stride, 1) if block.stride_on == "1x1" else (1, stride)
-    y = relu(bn("bn2", conv("conv1", pre, s1, 0)))
-    y = relu(bn("bn3", conv("conv2", y, s3, 1)))
-    return conv("conv3", y, 1, 0) + short
-
-
+def reference(block, variables, x, strided_pad=1):
+    """Eval-mode forward of ``block`` re-derived from the papers and torchvision (pad 1 on
+    both sides for every 3x3 convolution), not from the code: ``ref.residual_block``."""
+    return ref.residual_block(
+        ref.as_np(variables["params"]), ref.as_np(variables["batch_stats"]),
+        np.asarray(x, np.float64), stride=block.strides,
+        preact=isinstance(block, PreActBlock | PreActBottleneck),
+        bottleneck=isinstance(block, Bottleneck | PreActBottleneck),
+        stride_on=getattr(block, "stride_on", "3x3"), strided_pad=strided_pad)
 
 
 BLOCKS = [
@@ -83,19 +41,26 @@ BLOCKS = [
     (PreActBottleneck(4, strides=2), 8),
     (PreActBottleneck(4, strides=2, stride_on="1x1"), 8),
 ]
-IDS = [f"{type(b).__name__}-f{b.filters}-s{b.strides}-{getattr(b, 'stride_on', '')}-c{c}"
-       for b, c in BLOCKS]
+# Strided blocks at an odd size (the output rounds up) and an even one, where torchvision's
+# padding=1 pads (1, 1) but "SAME" would pad (0, 1).
+CASES = [(b, c, size) for b, c in BLOCKS for size in ((7, 8) if b.strides == 2 else (6,))]
+IDS = [f"{type(b).__name__}-f{b.filters}-s{b.strides}-{getattr(b, 'stride_on', '')}-c{c}-{n}"
+       for b, c, n in CASES]
 
 
-@pytest.mark.parametrize(("block", "c_in"), BLOCKS, ids=IDS)
-def test_matches_numpy_reference(block, c_in):
-    size = 7 if block.strides == 2 else 6       # odd: the strided output rounds up
+@pytest.mark.parametrize(("block", "c_in", "size"), CASES, ids=IDS)
+def test_matches_numpy_reference(block, c_in, size):
     x = np.random.default_rng(0).standard_normal((2, size, size, c_in)).astype(np.float32)
-    variables = randomize(block, x, seed=1)
+    variables = randomize(block, x, seed=1)       # random biases and running statistics
     y = block.apply(variables, x)
-    out = (size + 1) // block.strides if block.strides == 2 else size
+    out = -(-size // block.strides)
     assert y.shape == (2, out, out, block.filters * block.expansion)
-    np.testing.assert_allclose(y, reference(block, variables, x), atol=1e-4, rtol=1e-4)
+    expected = reference(block, variables, x)
+    np.testing.assert_allclose(y, expected, atol=1e-4, rtol=1e-4)
+    if block.strides == 2 and size % 2 == 0 and getattr(block, "stride_on", "3x3") == "3x3":
+        # the even size tells torchvision's padding from "SAME"
+        assert not np.allclose(y, reference(block, variables, x, strided_pad=(0, 1)),
+                               atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.parametrize(("block", "c_in", "names"), [

@@ -1,11 +1,12 @@
 """Shared helpers for the classic-model tests (simple, LeNet, AlexNet, VGG, All-CNN, highway).
 
 Cost notes (the suite runs on 2 shared CPU cores): big models are only traced
-(``jax.eval_shape``: no memory, no compilation); small models get parameters drawn with numpy
-in the shapes ``eval_shape(model.init)`` reports, LeCun-normal scaled, because a real ``init``
-compiles a threefry program per parameter shape (about a second each). Where ``init`` itself
-is under test, :func:`init` uses an ``rbg`` key, several times cheaper to compile. Every apply
-runs under one ``jax.jit`` per mode.
+(``jax.eval_shape``: no memory, no compilation); small models get variables drawn with numpy
+in the shapes ``eval_shape(model.init)`` reports (:func:`random_variables`: LeCun-normal
+kernels, random biases and BatchNorm statistics), because a real ``init`` compiles a threefry
+program per parameter shape (about a second each). Where ``init`` itself is under test,
+:func:`init` uses an ``rbg`` key, several times cheaper to compile. Every apply runs under one
+``jax.jit`` per mode; deep networks under :func:`quick_jit`.
 """
 
 from __future__ import annotations
@@ -47,23 +48,66 @@ def init(model, x, seed=0):
     return jax.jit(model.init)(key(seed), x)
 
 
-def numpy_variables(model, x, seed=1):
-    """``model.init``'s shapes with LeCun-normal kernels, zero biases, BN scale 1 / var 1."""
-    shapes = abstract_variables(model, x)
-    rng = np.random.default_rng(seed)
+def random_variables(shapes, seed=1):
+    """Concrete variables for the abstract ``shapes`` of ``eval_shape(model.init)``, in numpy.
 
-    def draw(path, s):
-        name = path[-1].key
+    Nothing is left at Flax's initial value, so an eval-mode reference checks every part:
+
+    * kernels LeCun-normal (``N(0, 1 / fan_in)``, the default initializer's scale);
+    * biases (of convolutions, dense layers and norms) and running means ``N(0, 0.3^2)``;
+    * running variances log-uniform in ``[1e-3, 2]``: where ``var`` is ~1e-3 an epsilon of
+      1e-5 moves the output by 0.5%, so a misplaced or missing epsilon shows at float32
+      tolerance;
+    * a BatchNorm's scale ``sqrt(var) * U(0.5, 1.5)``, so each norm has a gain of order one
+      whatever its variance and deep networks neither explode nor vanish; a norm without
+      running statistics (GroupNorm, LayerNorm) gets ``U(0.5, 1.5)``.
+    """
+    rng = np.random.default_rng(seed)
+    stats = shapes.get("batch_stats", {})
+    variances = {}
+
+    def draw_stat(path, s):
+        module = tuple(p.key for p in path[:-1])
+        if path[-1].key == "var":
+            variances[module] = np.exp(rng.uniform(np.log(1e-3), np.log(2.0), s.shape))
+            return jnp.asarray(variances[module], s.dtype)
+        return jnp.asarray(0.3 * rng.standard_normal(s.shape), s.dtype)
+
+    stats = jax.tree_util.tree_map_with_path(draw_stat, stats)
+
+    def draw_param(path, s):
+        name, module = path[-1].key, tuple(p.key for p in path[:-1])
         if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             fan_in = int(np.prod(s.shape[:-1]))
             value = rng.standard_normal(s.shape) / np.sqrt(fan_in)
-        elif name in ("scale", "var"):
-            value = np.ones(s.shape)
-        else:  # biases, running means
-            value = np.zeros(s.shape)
+        elif name == "scale":
+            value = rng.uniform(0.5, 1.5, s.shape) * np.sqrt(variances.get(module, 1.0))
+        else:  # biases
+            value = 0.3 * rng.standard_normal(s.shape)
         return jnp.asarray(value, s.dtype)
 
-    return jax.tree_util.tree_map_with_path(draw, shapes)
+    out = {k: v for k, v in shapes.items() if k not in ("params", "batch_stats")}
+    if "params" in shapes:
+        out["params"] = jax.tree_util.tree_map_with_path(draw_param, shapes["params"])
+    if "batch_stats" in shapes:
+        out["batch_stats"] = stats
+    return out
+
+
+# XLA's LLVM optimisations dominate compiling a deep network on CPU (ResNet-152, DenseNet-201:
+# 15-25 s); without them it compiles 3-5x faster, and at test sizes running costs nothing.
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def quick_jit(fun, **kwargs):
+    """``jax.jit`` compiling without XLA's backend optimisations (same numerics, faster)."""
+    return jax.jit(fun, compiler_options=_QUICK_COMPILE, **kwargs)
+
+
+def numpy_variables(model, x, seed=1):
+    """:func:`random_variables` in ``model.init``'s shapes for input ``x`` (no initializer is
+    compiled)."""
+    return random_variables(abstract_variables(model, x), seed)
 
 
 def sgd_losses(model, variables, x, labels, lr=0.05):

@@ -91,13 +91,13 @@ def np_lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     return x / (k + alpha * window) ** beta
 
 
-def np_alexnet(variables, x, groups):
+def np_alexnet(variables, x, groups, lrn=np_lrn):
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
     relu = lambda z: np.maximum(z, 0)
     conv = lambda h, i, stride, pad: relu(
         np_conv(h, p[f"conv{i}"]["kernel"], stride, pad, groups[i - 1]) + p[f"conv{i}"]["bias"])
-    h = np_pool(np_lrn(conv(x, 1, 4, 0)), 3, 2, np.max)
-    h = np_pool(np_lrn(conv(h, 2, 1, 2)), 3, 2, np.max)
+    h = np_pool(lrn(conv(x, 1, 4, 0)), 3, 2, np.max)
+    h = np_pool(lrn(conv(h, 2, 1, 2)), 3, 2, np.max)
     h = np_pool(conv(conv(conv(h, 3, 1, 1), 4, 1, 1), 5, 1, 1), 3, 2, np.max)
     h = h.reshape(len(h), -1)
     for name in ("fc6", "fc7"):
@@ -106,13 +106,23 @@ def np_alexnet(variables, x, groups):
 
 
 def test_small_paper_alexnet_matches_numpy():
+    # Random biases; pixel-scaled inputs (the paper feeds mean-subtracted 0-255 values), so
+    # the LRN denominators k + alpha * sum(a^2) vary instead of staying ~k.
     model = AlexNet(num_classes=5, **SMALL)
-    x = randn((2, 67, 67, 3), seed=1, scale=3.0)
+    x = randn((2, 67, 67, 3), seed=1, scale=60.0)
     variables = numpy_variables(model, x)
     assert variables["params"]["conv2"]["kernel"].shape == (5, 5, 4, 16)
     y = jax.jit(model.apply)(variables, x)
-    np.testing.assert_allclose(y, np_alexnet(variables, x, (1, 2, 1, 2, 2)), atol=1e-4,
-                               rtol=1e-4)
+    expected = np_alexnet(variables, x, (1, 2, 1, 2, 2))
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(y, expected, atol=1e-4 * scale, rtol=1e-4)
+    # the check would catch an LRN reduced to its constant part, and ignored biases
+    constant = np_alexnet(variables, x, (1, 2, 1, 2, 2), lrn=lambda a: a / 2.0**0.75)
+    assert np.abs(constant - expected).max() > 1e-2 * scale
+    no_bias = jax.tree.map(np.asarray, variables)
+    for layer in no_bias["params"].values():
+        layer["bias"] = np.zeros_like(layer["bias"])
+    assert np.abs(np_alexnet(no_bias, x, (1, 2, 1, 2, 2)) - expected).max() > 1e-2 * scale
 
 
 def test_small_torchvision_real_forward():

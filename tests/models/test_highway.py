@@ -11,6 +11,7 @@ from jaxcnn import layers as L
 from jaxcnn import models
 from jaxcnn.models.highway import HighwayNet
 
+from . import _numpy_reference as ref
 from ._zoo1_helpers import (
     abstract_variables,
     call_order,
@@ -19,6 +20,7 @@ from ._zoo1_helpers import (
     numpy_variables,
     output_shape,
     param_count,
+    quick_jit,
     randn,
     sgd_losses,
 )
@@ -72,11 +74,15 @@ def test_gates_at_init_are_negative_biased_and_in_unit_interval():
         assert t.mean() < 0.2  # sigmoid(-3) = 0.047: the stack starts close to the identity
 
 
-def test_small_real_forward():
-    model = HighwayNet(num_classes=5, depth=3, width=4, stages=3)
-    y = jax.jit(model.apply)(numpy_variables(model, MNIST), randn((2, 28, 28, 1), seed=2))
-    assert y.shape == (2, 5)
-    assert np.isfinite(np.asarray(y)).all()
+@pytest.mark.parametrize("norm", [None, L.BatchNorm], ids=["paper", "batchnorm"])
+def test_matches_numpy_reference(norm):
+    # depth 5 over 2 stages is 3 + 2 layers; 10x10 pooled to 5x5; random biases (the gate's
+    # included) and, with a norm, random running statistics; dropout off in eval
+    model = HighwayNet(num_classes=5, depth=5, width=4, stages=2, dropout_rate=0.5, norm=norm)
+    x = randn((2, 10, 10, 3), seed=5)
+    variables = numpy_variables(model, x, seed=6)
+    expected = ref.highway_net(variables, x, stage_sizes=(3, 2))
+    ref.assert_close(quick_jit(model.apply)(variables, x), expected)
 
 
 def test_dropout_off_at_eval():

@@ -19,6 +19,8 @@ from jaxcnn import layers as L
 from jaxcnn.blocks import BasicBlock, PreActBlock
 from jaxcnn.models import create, list_models
 from jaxcnn.models.resnet import ResNet, wide_resnet
+from tests.models import _numpy_reference as ref
+from tests.models._zoo1_helpers import numpy_variables, quick_jit
 
 # torchvision's counts for v1; v2 = v1 minus the norm difference derived in the module
 # docstring (basic blocks: 3 * (128 + 256 + 512) + 128 - 1,024 = 1,792; bottlenecks:
@@ -203,6 +205,54 @@ def test_registry():
     assert variables["params"]["head"]["kernel"].shape == (2048, 7)
     with pytest.raises(ValueError, match="resnet50"):
         create("resnet05")
+
+
+# ------------------------------------------------------- values against a numpy reference
+
+# name -> (stage sizes, bottleneck), from He et al. 2016, Table 1
+V2_STAGES = {
+    "resnet18_v2": ((2, 2, 2, 2), False), "resnet34_v2": ((3, 4, 6, 3), False),
+    "resnet50_v2": ((3, 4, 6, 3), True), "resnet101_v2": ((3, 4, 23, 3), True),
+    "resnet152_v2": ((3, 8, 36, 3), True),
+}
+
+
+@pytest.mark.parametrize(("name", "stage_sizes"), [
+    pytest.param("resnet18_v2", None, id="resnet18_v2"),
+    # bottlenecks: identity and projection blocks, every stride; full depth in the slow set
+    pytest.param("resnet50_v2", (2, 1, 1, 1), id="resnet50_v2-stages2111"),
+    *(pytest.param(name, None, marks=pytest.mark.slow, id=name) for name in V2_STAGES
+      if name != "resnet18_v2"),
+])
+def test_v2_matches_numpy_reference(name, stage_sizes):
+    # 32x32: every stride-2 convolution (stem, pool, stages 2-4) reads an even size, where
+    # torchvision's padding=1 and "SAME" differ. Random biases and running statistics.
+    options = {} if stage_sizes is None else {"stage_sizes": stage_sizes}
+    model = create(name, num_classes=7, num_filters=4, **options)
+    x, _ = batch((2, 32, 32, 3), 7, seed=11)
+    variables = numpy_variables(model, x, seed=12)
+    got = quick_jit(model.apply)(variables, x)
+    default_stages, bottleneck = V2_STAGES[name]
+    expected = ref.resnet(variables, x, stage_sizes=stage_sizes or default_stages,
+                          preact=True, bottleneck=bottleneck, cifar_stem=False)
+    ref.assert_close(got, expected)
+
+
+def test_wide_resnet_matches_numpy_reference_and_the_check_has_teeth():
+    # WRN-16-2: projections for the width (stage 1) and the stride (2, 3), identity blocks,
+    # dropout (off in eval), a 16-channel stem; 8x8 input, so strided convs read even sizes.
+    model = wide_resnet(depth=16, widen_factor=2, num_classes=7, dropout_rate=0.3)
+    x, _ = batch((2, 8, 8, 3), 7, seed=13)
+    variables = numpy_variables(model, x, seed=14)
+    assert variables["params"]["stem_conv"]["kernel"].shape == (3, 3, 3, 16)
+    got = quick_jit(model.apply)(variables, x)
+    options = dict(stage_sizes=(2, 2, 2), preact=True, bottleneck=False, cifar_stem=True)
+    ref.assert_close(got, ref.resnet(variables, x, **options))
+    # the comparison would catch epsilon added to the std, and "SAME" padding of the
+    # stride-2 3x3 convolutions ((0, 1) on even inputs: torchvision pads (1, 1))
+    assert ref.differs(got, ref.resnet(variables, x, norm=ref.batch_norm_eps_outside,
+                                       **options))
+    assert ref.differs(got, ref.resnet(variables, x, strided_pad=(0, 1), **options))
 
 
 # ----------------------------------------------------------------- real computations

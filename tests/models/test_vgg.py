@@ -123,11 +123,12 @@ def test_batch_norm_train_vs_eval():
     y_train, updates = train(variables)
     y_eval = jax.jit(model.apply)(variables, x)
     assert not np.allclose(y_train, y_eval)
-    # One step of the running mean: 0.9 * 0 + 0.1 * batch mean of block1_conv1's output.
+    # One step of the running mean: 0.9 * old + 0.1 * batch mean of block1_conv1's output.
     p = variables["params"]["block1_conv1"]
     conv1 = np_conv(x, p["kernel"], pad=1) + np.asarray(p["bias"])
+    old = np.asarray(variables["batch_stats"]["block1_bn1"]["mean"])
     np.testing.assert_allclose(updates["batch_stats"]["block1_bn1"]["mean"],
-                               0.1 * conv1.mean(axis=(0, 1, 2)), atol=1e-5)
+                               0.9 * old + 0.1 * conv1.mean(axis=(0, 1, 2)), atol=1e-5)
     _, unchanged = jax.jit(lambda v: model.apply(v, x, mutable=["batch_stats"]))(variables)
     np.testing.assert_array_equal(unchanged["batch_stats"]["block1_bn1"]["mean"],
                                   variables["batch_stats"]["block1_bn1"]["mean"])

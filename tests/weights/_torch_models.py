@@ -163,6 +163,11 @@ class _DenseBlock(nn.Module):
         return x
 
 
+# torchvision's densenet{121,161,169,201}: (block_config, growth_rate, num_init_features)
+DENSENET_CONFIGS = {121: ((6, 12, 24, 16), 32, 64), 161: ((6, 12, 36, 24), 48, 96),
+                    169: ((6, 12, 32, 32), 32, 64), 201: ((6, 12, 48, 32), 32, 64)}
+
+
 def densenet(block_config=(6, 12, 24, 16), growth_rate=32, num_init_features=64, bn_size=4,
              num_classes=1000) -> nn.Module:
     features = nn.Sequential()
