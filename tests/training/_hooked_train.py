@@ -1,19 +1,30 @@
-"""``python -m experiments.train``, optionally frozen in the middle of a checkpoint save.
+"""``python -m experiments.train`` with test hooks that stop it at an exact point.
 
     JAXCNN_TEST_PAUSE_IN_SAVE=MARKER python -m tests.training._hooked_train [train flags]
+    JAXCNN_TEST_HOLD_AT_STEP=STEP:MARKER python -m tests.training._hooked_train [train flags]
 
-With the variable set, the first checkpoint save to reach Orbax's commit (every array written
-to ``<step>.orbax-checkpoint-tmp-*``, the rename not yet done) writes the tmp path to MARKER
-and sleeps, so a test can SIGKILL the process at that exact point. Without it, this is
-``experiments.train`` unchanged.
+``JAXCNN_TEST_PAUSE_IN_SAVE``: the first checkpoint save to reach Orbax's commit (every array
+written to ``<step>.orbax-checkpoint-tmp-*``, the rename not yet done) writes the tmp path to
+MARKER and sleeps, so a test can SIGKILL the process at that exact point.
+
+``JAXCNN_TEST_HOLD_AT_STEP``: the first training log record of a step ``>= STEP`` is written
+to ``metrics.jsonl``, then MARKER is created and the loop holds there until a SIGTERM has
+reached the training loop's handler (then it goes on, and stops at that step as a preempted
+run does), or forever (for SIGKILL). A test waits for MARKER, not for a time, so the process
+is signalled at that step on a machine of any speed.
+
+Without either variable, this is ``experiments.train`` unchanged.
 """
 
 import os
 import runpy
+import signal
+import threading
 import time
 from pathlib import Path
 
 PAUSE_ENV = "JAXCNN_TEST_PAUSE_IN_SAVE"
+HOLD_ENV = "JAXCNN_TEST_HOLD_AT_STEP"
 
 
 def _pause_at_commit(marker: str) -> None:
@@ -27,7 +38,43 @@ def _pause_at_commit(marker: str) -> None:
     atomicity.AtomicRenameTemporaryPath.finalize = finalize
 
 
+def _hold_at_step(step: int, marker: str) -> None:
+    from jaxcnn.training import logging as train_logging
+
+    terminated = threading.Event()
+    install = signal.signal
+
+    def install_noting_sigterm(signum, handler):
+        # The loop installs its SIGTERM handler with signal.signal; run it and note that it ran.
+        if signum == signal.SIGTERM and callable(handler):
+            loop_handler = handler
+
+            def handler(*args):
+                terminated.set()
+                return loop_handler(*args)
+
+        return install(signum, handler)
+
+    signal.signal = install_noting_sigterm
+    write = train_logging.MetricsLogger.write
+    held = False
+
+    def write_then_hold(self, at, metrics):
+        nonlocal held
+        write(self, at, metrics)
+        if not held and "train_loss" in metrics and at >= step:
+            held = True
+            Path(marker).write_text(str(at))
+            while not terminated.wait(0.05):  # the handler runs between the waits
+                pass
+
+    train_logging.MetricsLogger.write = write_then_hold
+
+
 if __name__ == "__main__":
     if os.environ.get(PAUSE_ENV):
         _pause_at_commit(os.environ[PAUSE_ENV])
+    if os.environ.get(HOLD_ENV):
+        at_step, _, hold_marker = os.environ[HOLD_ENV].partition(":")
+        _hold_at_step(int(at_step), hold_marker)
     runpy.run_module("experiments.train", run_name="__main__", alter_sys=True)

@@ -1,12 +1,15 @@
 """Worker for the multi-host tests: train mesh steps, save the parameters.
 
     python -m tests.training._multihost_worker OUT.npz PROCESS_ID NUM_PROCESSES PORT DEVICES \
-        [STEPS [HEARTBEAT_S]]
+        [STEPS [HEARTBEAT_S [RANDOM]]]
 
-With NUM_PROCESSES=1 it is the single-process reference on DEVICES local devices. STEPS
-(default 10) and the distributed heartbeat timeout HEARTBEAT_S (default 10) let the fault test
-keep the processes training until it kills one; ``OUT.npz.started`` appears after the first
-step. :func:`launch` starts one worker from a test.
+With NUM_PROCESSES=1 it is the single-process reference on DEVICES local devices. With
+RANDOM=1 (the default) it trains TinyNet with dropout 0.5 and the AUGMENT pipeline, so every
+step draws masks, flips and cutouts for the global batch, of which each process feeds its
+share; RANDOM=0 trains it without either (quicker to compile). STEPS (default 10) and the
+distributed heartbeat timeout HEARTBEAT_S (default 10) let the fault test keep the processes
+training until it kills one; ``OUT.npz.started`` appears after the first step. :func:`launch`
+starts one worker from a test.
 """
 
 import os
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 GLOBAL_BATCH, STEPS = 16, 10
+AUGMENT = [("random_flip", {"vertical": True}), ("cutout", {"size": 3})]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,22 +39,25 @@ def launch(out, process_id, num_processes, port, devices, *extra) -> subprocess.
 
 
 def main(out: str, process_id: int, num_processes: int, port: int, devices: int,
-         steps: int = STEPS, heartbeat_s: int = 10) -> None:
+         steps: int = STEPS, heartbeat_s: int = 10, random: int = 1) -> None:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
     import jax.numpy as jnp
     import numpy as np
 
+    from jaxcnn.augment import compose
     from jaxcnn.training import create_train_state, make_optimizer, make_strategy
     from jaxcnn.training.distributed import initialize
     from tests.training._models import TinyNet
 
     initialize(f"127.0.0.1:{port}", num_processes, process_id,
                heartbeat_timeout_seconds=heartbeat_s)
-    state = create_train_state(TinyNet(), make_optimizer("momentum", 0.05),
-                               jax.random.PRNGKey(0), jnp.ones((1, 8, 8, 1)))
-    strategy = make_strategy("mesh", num_classes=10)
+    state = create_train_state(TinyNet(dropout=0.5 if random else 0.0),
+                               make_optimizer("momentum", 0.05), jax.random.PRNGKey(0),
+                               jnp.ones((1, 8, 8, 1)))
+    strategy = make_strategy("mesh", num_classes=10,
+                             augment=compose(AUGMENT) if random else None)
     placed = strategy.put_state(state)
     rng = np.random.default_rng(0)
     local = GLOBAL_BATCH // jax.process_count()

@@ -4,6 +4,11 @@ One run is killed three times (twice at a random step drawn from the seed, once 
 a checkpoint save just before Orbax's commit rename) and restarted with the same command each
 time; its final checkpoint must equal, bit for bit, that of an uninterrupted run (which saves
 only at the end: the checkpoint interval must not change the result either).
+
+Every kill waits for an event, never for a time: a hook (tests/training/_hooked_train.py)
+holds the process right after it logs the drawn step (rounded up to the log interval, 10), or
+inside the save, and writes a marker; the kill follows the marker. So the kills land at the
+same steps on a machine of any speed, and a fast machine cannot finish the run first.
 """
 
 import contextlib
@@ -14,10 +19,10 @@ import subprocess
 import tempfile
 import time
 
-import jax
+import chex
 import numpy as np
 
-from tests.training._hooked_train import PAUSE_ENV
+from tests.training._hooked_train import HOLD_ENV, PAUSE_ENV
 from tests.training._train_subprocess import (
     NUM_STEPS,
     ROOT,
@@ -45,6 +50,12 @@ def _assert_only_complete_saves_listed(ckpt_dir, logged):
     return saved
 
 
+def _saves_before(step, keep=3):
+    """The checkpoints on disk when a run is held right after logging ``step``: every EVERY
+    steps before it, the newest ``keep`` (the default config's keep_checkpoints)."""
+    return list(range(EVERY, step, EVERY))[-keep:]
+
+
 def _logged_steps(metrics, skip):
     """Steps logged after the first ``skip`` lines (a line cut by the kill is ignored)."""
     if not metrics.exists():
@@ -57,25 +68,25 @@ def _logged_steps(metrics, skip):
     return steps
 
 
-def _run_and_kill(cmd, env, workdir, *, at_step=None, marker=None, timeout=240):
-    """Start ``cmd``; SIGKILL it once it logs ``at_step`` or later, or once ``marker`` exists."""
+def _run_and_kill(cmd, env, workdir, marker, *, at_step=None, timeout=600):
+    """Start ``cmd``; SIGKILL it once ``marker`` exists: the hook created it right after
+    logging the first step ``>= at_step`` (and holds there), or, with ``at_step=None``, inside
+    a save (``PAUSE_ENV`` in ``env``). Returns the last step logged."""
     metrics = workdir / "metrics.jsonl"
     skip = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    if at_step is not None:
+        env = {**env, HOLD_ENV: f"{at_step}:{marker}"}
     # A file, not a pipe: the progress bar would fill a pipe nobody reads and stall the run.
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.time() + timeout
-        while time.time() < deadline and proc.poll() is None:
-            if marker is not None and marker.exists():
-                break
-            if at_step is not None and any(s >= at_step for s in _logged_steps(metrics, skip)):
-                break
+        hang_guard = time.monotonic() + timeout  # a hang, not a measurement
+        while not marker.exists() and proc.poll() is None and time.monotonic() < hang_guard:
             time.sleep(0.05)
         running = proc.poll() is None
         proc.kill()  # SIGKILL
         proc.wait(timeout=60)
         log.seek(0)
-        assert running, f"the run ended before it was killed:\n{log.read()[-3000:]}"
+        assert running and marker.exists(), f"the run never got there:\n{log.read()[-3000:]}"
     assert proc.returncode == -signal.SIGKILL
     return max(_logged_steps(metrics, skip), default=None)
 
@@ -89,13 +100,15 @@ def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
 
     # 1. SIGKILL at a random step after the first checkpoint.
     first = int(rng.integers(EVERY + 10, 2 * EVERY + 10))
-    kills = [_run_and_kill(cmd, env, work, at_step=first)]
+    kills = [_run_and_kill(cmd, env, work, tmp_path / "held1", at_step=first)]
+    assert kills[-1] == -(-first // 10) * 10  # the first logged step >= first
     saved = _assert_only_complete_saves_listed(ckpt_dir, kills[-1])
+    assert saved == _saves_before(kills[-1]), saved  # held before that step's own save
 
     # 2. SIGKILL inside the next save, after its arrays are written, before the commit rename.
     before = saved[-1]
     marker = tmp_path / "in_save"
-    kills.append(_run_and_kill(cmd, {**env, PAUSE_ENV: str(marker)}, work, marker=marker))
+    kills.append(_run_and_kill(cmd, {**env, PAUSE_ENV: str(marker)}, work, marker))
     saved, tmp = _steps_on_disk(ckpt_dir)
     assert saved[-1] == before, "the interrupted save must not appear under a final name"
     assert len(tmp) == 1 and tmp[0].startswith(f"{before + EVERY}.orbax-checkpoint-tmp"), tmp
@@ -103,8 +116,10 @@ def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
     # 3. SIGKILL at a random later step: the restart removed the tmp directory and this time
     #    completed the save it held.
     later = int(rng.integers(before + EVERY + 10, NUM_STEPS - 10))
-    kills.append(_run_and_kill(cmd, env, work, at_step=later))
+    kills.append(_run_and_kill(cmd, env, work, tmp_path / "held3", at_step=later))
+    assert kills[-1] == -(-later // 10) * 10
     saved = _assert_only_complete_saves_listed(ckpt_dir, kills[-1])
+    assert saved == _saves_before(kills[-1]), saved
     assert before + EVERY in saved, saved
 
     # 4. The last restart resumes from the newest complete checkpoint and finishes.
@@ -118,4 +133,4 @@ def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
 
     (step_a, a), (step_b, b) = uninterrupted_run(tmp_path_factory), latest_checkpoint(work)
     assert step_a == step_b == NUM_STEPS
-    jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+    chex.assert_trees_all_equal(a, b, strict=True)
