@@ -3,6 +3,11 @@
 * ``XLA_FLAGS``: the device count is added to flags the environment already sets (replacing
   a device count given there), so a preset ``XLA_FLAGS`` does not silently skip every pmap,
   mesh and synchronised-BatchNorm test.
+* XLA compiles without its backend optimisations (``--xla_backend_optimization_level=0``,
+  no expensive LLVM passes): the suite checks values and behaviour, not speed, and compiling
+  is most of its time (this halves it on 2 cores). The operations and their float32 results
+  are XLA's either way. ``JAXCNN_TEST_OPTIMIZED_XLA=1`` keeps XLA's defaults; speed is
+  measured in ``benchmarks/``, which never runs under this file.
 * ``CI`` set (``.ci/run`` runs with ``CI=true``): a skipped test is a failure, naming what was
   missing, because in CI every requirement of the project (torch, Keras, the real MNIST files
   in ``../shared``, the oneDNN build) must be there. A user without them still gets skips. A
@@ -19,6 +24,9 @@ _DEVICES = "--xla_force_host_platform_device_count=8"
 # use the default device (device 0).
 _flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "",
                 os.environ.get("XLA_FLAGS", "")).split()
+_QUICK_COMPILE = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
+if os.environ.get("JAXCNN_TEST_OPTIMIZED_XLA", "") not in ("1", "true", "yes"):
+    _flags += [f for f in _QUICK_COMPILE if f.split("=")[0] not in " ".join(_flags)]
 os.environ["XLA_FLAGS"] = " ".join(_flags + [_DEVICES])
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

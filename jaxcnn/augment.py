@@ -523,6 +523,9 @@ def mixup(key: jax.Array, images: jax.Array, labels: jax.Array, alpha: float = 0
     reference code there is one ``lam`` for the whole batch; ``per_example=True`` draws one per
     example instead (lower-variance gradients, same expected mixing).
 
+    It mixes the batch it is given: inside a ``pmap`` train step that is one device's slice,
+    so examples are paired only within a device (as in most data-parallel implementations).
+
     Args:
         key: PRNG key.
         images: ``(N, ...)`` float batch (e.g. ``(N, H, W, C)``).

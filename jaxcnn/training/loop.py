@@ -104,8 +104,12 @@ class _Preemption:
       it unless ``jax_enable_preemption_service`` is off): its own SIGTERM handler, installed
       at start-up, tells the coordination service, which tells every process; they agree on
       the step after the furthest one reached and
-      ``multihost_utils.reached_preemption_sync_point(step)`` is True there for all of them.
-      A Python handler would replace JAX's, so none is installed. A process that stopped on
+      ``multihost_utils.reached_preemption_sync_point(n)`` is True there for all of them.
+      ``n`` counts the steps of this invocation (``step - first_step``, from 1): the service
+      starts every process's counter at 0, so a notice that arrives during start-up (restoring,
+      compiling), before any step, syncs on the first step. (Absolute steps would make it sync
+      on step 1, which a resumed run never reaches.) A Python handler would replace JAX's, so
+      none is installed. A process that stopped on
       its own would leave the others waiting in the next collective, and save a different
       step.
     * Several processes without the service: the SIGTERM flag is all-gathered every
@@ -118,6 +122,7 @@ class _Preemption:
     """
 
     def __init__(self, first_step: int, sync_every: int):
+        self.first_step = int(first_step)
         self.sync_every = max(int(sync_every), 1)
         self.flag = threading.Event()
         self._previous = None
@@ -126,9 +131,7 @@ class _Preemption:
             from jax.experimental import multihost_utils
 
             try:
-                # Report the starting step now, so that a notice arriving before the first
-                # step syncs on the step after it (the service's counters start at 0).
-                multihost_utils.reached_preemption_sync_point(first_step)
+                multihost_utils.reached_preemption_sync_point(0)  # raises if there is no service
                 self.service = True
             except RuntimeError:  # jax_enable_preemption_service is off
                 pass
@@ -147,7 +150,7 @@ class _Preemption:
         if self.service:
             from jax.experimental import multihost_utils
 
-            return bool(multihost_utils.reached_preemption_sync_point(step))
+            return bool(multihost_utils.reached_preemption_sync_point(step - self.first_step))
         if jax.process_count() == 1:
             return self.flag.is_set()
         if step % self.sync_every:

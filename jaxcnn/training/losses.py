@@ -29,6 +29,16 @@ def check_logits_labels(logits: jax.Array, labels: jax.Array) -> None:
     check_labels(labels, np.shape(logits)[1])
 
 
+def _check_soft_labels(q: np.ndarray) -> None:
+    """Concrete soft labels are distributions: non-negative rows that sum to 1."""
+    sums = q.sum(-1)
+    bad = np.flatnonzero((np.abs(sums - 1.0) > 1e-3) | (q < 0).any(-1))
+    if bad.size:
+        raise ValueError(f"soft `labels` must be non-negative rows summing to 1; row {bad[0]} sums "
+                         f"to {sums[bad[0]]:.4g} (min {q[bad[0]].min():.4g}). Normalise them "
+                         f"(`q / q.sum(-1, keepdims=True)`), or pass integer class indices.")
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0
                   ) -> jax.Array:
     """Mean softmax cross-entropy over the batch, with optional label smoothing.
@@ -54,6 +64,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
         if np.shape(labels) != np.shape(logits):
             raise ValueError(f"soft `labels` must have the shape of `logits` "
                              f"{np.shape(logits)}, got {np.shape(labels)}.")
+        if not isinstance(labels, jax.core.Tracer):
+            _check_soft_labels(np.asarray(labels, np.float64))
     else:
         check_logits_labels(logits, labels)
     if not 0.0 <= label_smoothing < 1.0:

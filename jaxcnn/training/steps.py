@@ -41,7 +41,9 @@ def make_train_step(*, label_smoothing: float = 0.0, l2_weight_decay: float = 0.
     the labels are one-hot encoded over ``num_classes`` first, and the loss and accuracy use
     the soft labels it returns). Dropout and augmentation keys derive from
     ``fold_in(state.rng, step)``: ``split`` of it gives ``(dropout_key, augment_key)``, so a
-    step's randomness depends only on the state.
+    step's randomness depends only on the state (with ``axis_name``, i.e. under ``pmap``, also
+    on the device index, folded in after the step: each device draws its own masks, and
+    ``mixup`` mixes within a device's slice of the batch).
 
     ``input_normalization=(mean, std)`` normalises integer (uint8) images on the device, as
     :func:`jaxcnn.data.normalize` does on the host: a quarter of the bytes to copy per step

@@ -13,7 +13,14 @@ reached the training loop's handler (then it goes on, and stops at that step as 
 run does), or forever (for SIGKILL). A test waits for MARKER, not for a time, so the process
 is signalled at that step on a machine of any speed.
 
-Without either variable, this is ``experiments.train`` unchanged.
+``JAXCNN_TEST_HOLD_BEFORE_LOOP=MARKER`` (several processes with JAX's preemption service):
+each process holds just before the training loop starts (checkpoint restored, nothing yet
+reported to the preemption service), after creating ``MARKER.<process index>``, until every
+process has entered the service's sync protocol, i.e. until a SIGTERM sent to any of them
+during start-up has been turned into a sync point. A test waits for the markers, signals one
+process, and the notice has then certainly arrived before the first step.
+
+Without any of these variables, this is ``experiments.train`` unchanged.
 """
 
 import os
@@ -25,6 +32,10 @@ from pathlib import Path
 
 PAUSE_ENV = "JAXCNN_TEST_PAUSE_IN_SAVE"
 HOLD_ENV = "JAXCNN_TEST_HOLD_AT_STEP"
+HOLD_BEFORE_LOOP_ENV = "JAXCNN_TEST_HOLD_BEFORE_LOOP"
+# The coordination-service directory where each process's preemption call counter is written
+# once the sync protocol starts (xla/tsl/distributed_runtime/preemption).
+_COUNTERS_DIR = "PREEMPTION_CURRENT_COUNTER/"
 
 
 def _pause_at_commit(marker: str) -> None:
@@ -71,7 +82,27 @@ def _hold_at_step(step: int, marker: str) -> None:
     train_logging.MetricsLogger.write = write_then_hold
 
 
+def _hold_before_loop(marker: str) -> None:
+    import jax
+    from jax._src import distributed
+
+    from jaxcnn.training import loop
+
+    init = loop._Preemption.__init__
+
+    def hold_then_init(self, *args, **kwargs):
+        Path(f"{marker}.{jax.process_index()}").write_text("held")
+        client = distributed.global_state.client
+        while len(client.key_value_dir_get(_COUNTERS_DIR)) < jax.process_count():
+            time.sleep(0.05)
+        init(self, *args, **kwargs)
+
+    loop._Preemption.__init__ = hold_then_init
+
+
 if __name__ == "__main__":
+    if os.environ.get(HOLD_BEFORE_LOOP_ENV):
+        _hold_before_loop(os.environ[HOLD_BEFORE_LOOP_ENV])
     if os.environ.get(PAUSE_ENV):
         _pause_at_commit(os.environ[PAUSE_ENV])
     if os.environ.get(HOLD_ENV):

@@ -41,6 +41,28 @@ def test_cross_entropy_matches_numpy(eps, shape):
     np.testing.assert_allclose(float(got), _ce_ref(logits, labels, eps), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_cross_entropy_soft_labels_match_numpy_and_jit(eps):
+    """Soft labels ``q`` (mixup's) replace ``onehot(y)``; under jit they are not checked."""
+    logits, _ = _data(6, 5, seed=3)
+    q = np.random.default_rng(4).dirichlet(np.ones(5), 6).astype(np.float32)
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    expected = float(-(((1 - eps) * q + eps / 5) * log_p).sum(-1).mean())
+    got = cross_entropy(jnp.asarray(logits), jnp.asarray(q), label_smoothing=eps)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    jitted = jax.jit(lambda z, q: cross_entropy(z, q, label_smoothing=eps))(logits, q)
+    np.testing.assert_allclose(float(jitted), expected, rtol=1e-5)
+
+
+def test_cross_entropy_float_one_hot_equals_integer_labels():
+    logits, labels = _data()
+    soft = np.eye(5, dtype=np.float32)[labels]
+    np.testing.assert_allclose(float(cross_entropy(logits, soft, label_smoothing=0.1)),
+                               float(cross_entropy(logits, labels, label_smoothing=0.1)),
+                               rtol=1e-6)
+
+
 def test_cross_entropy_jit_and_grad():
     logits, labels = _data()
     f = jax.jit(lambda z: cross_entropy(z, labels, label_smoothing=0.1))

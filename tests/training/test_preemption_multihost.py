@@ -6,9 +6,12 @@ Once both are training, only one of them gets SIGTERM, as when a scheduler preem
 Each process must save a checkpoint at one agreed step and exit with 143; rerunning both
 resumes from that step. A process that stopped on its own would leave the other blocked in
 its next collective (and the two would save different steps).
+
+The resumed run is preempted too, during start-up (checkpoint restored, no step taken yet;
+a hook holds both processes there until the notice has been turned into a sync point): both
+must stop after the first step of the resumed run.
 """
 
-import json
 import os
 import re
 import signal
@@ -19,6 +22,7 @@ import time
 import pytest
 
 from jaxcnn.training.checkpoint import Checkpointer
+from tests.training._hooked_train import HOLD_BEFORE_LOOP_ENV
 from tests.training._multihost_worker import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +30,7 @@ SAVED = re.compile(r"SIGTERM: saved a checkpoint at step (\d+)")
 
 
 def _launch(workdir, process_id, port, num_steps, env):
-    args = [sys.executable, "-m", "experiments.train",
+    args = [sys.executable, "-m", "tests.training._hooked_train",
             "--config", "experiments/configs/default.py",
             "--config.dataset=fake_mnist", "--config.image_size=32", "--config.parallel=mesh",
             f"--config.num_steps={num_steps}", "--config.batch_size=16",
@@ -43,7 +47,9 @@ def _env(tmp_path_factory, **extra):
     from tests.training._train_subprocess import _session_dir
 
     shared = _session_dir(tmp_path_factory)
-    return {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    kept.append("--xla_force_host_platform_device_count=2")
+    return {**os.environ, "XLA_FLAGS": " ".join(kept),
             "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(shared / "jax_cache"),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", **extra}
@@ -64,21 +70,21 @@ def _finish(procs, timeout):
     return out
 
 
-def _run_preempted(tmp_path, tmp_path_factory, victim, **env_extra):
-    env = _env(tmp_path_factory, **env_extra)
-    workdir = tmp_path / "run"
-    port = free_port()
-    procs = [_launch(workdir, i, port, 10**6, env) for i in range(2)]
-    metrics = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    # Event: process 0 logs every step, and a step needs both processes (collectives).
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+def _wait_for(ready, procs, what):
+    deadline = time.monotonic() + 240  # a hang, not a measurement
+    while not ready():
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             results = _finish(procs, 5)
-            pytest.fail(f"training did not start: {[err[-2000:] for _, err in results]}")
+            pytest.fail(f"{what}: {[err[-2000:] for _, err in results]}")
         time.sleep(0.1)
-    procs[victim].send_signal(signal.SIGTERM)
-    results = _finish(procs, 120)  # TimeoutExpired: a process hung in a collective
+
+
+def _stopped_steps(procs):
+    """The one step both processes saved at, after exiting with 143."""
+    try:
+        results = _finish(procs, 120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a process did not stop after the SIGTERM (no agreed sync point)")
     steps = []
     for code, err in results:
         assert code == 143, err[-3000:]
@@ -86,10 +92,24 @@ def _run_preempted(tmp_path, tmp_path_factory, victim, **env_extra):
         assert len(found) == 1, err[-3000:]
         steps.append(int(found[0]))
     assert steps[0] == steps[1], steps
+    return steps[0]
+
+
+def _run_preempted(tmp_path, tmp_path_factory, victim, **env_extra):
+    env = _env(tmp_path_factory, **env_extra)
+    workdir = tmp_path / "run"
+    port = free_port()
+    procs = [_launch(workdir, i, port, 10**6, env) for i in range(2)]
+    metrics = workdir / "metrics.jsonl"
+    # Event: process 0 logs every step, and a step needs both processes (collectives).
+    _wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 2, procs,
+              "training did not start")
+    procs[victim].send_signal(signal.SIGTERM)
+    stopped = _stopped_steps(procs)
     ckpt = Checkpointer(workdir / "checkpoints")
-    assert ckpt.all_steps() == [steps[0]]
+    assert ckpt.all_steps() == [stopped]
     ckpt.close()
-    return workdir, steps[0], env
+    return workdir, stopped, env
 
 
 @pytest.mark.parametrize("victim", [1, pytest.param(0, marks=pytest.mark.slow)],
@@ -97,12 +117,18 @@ def _run_preempted(tmp_path, tmp_path_factory, victim, **env_extra):
 def test_one_sigterm_stops_both_processes_at_one_step_and_they_resume(
         tmp_path, tmp_path_factory, victim):
     workdir, stopped, env = _run_preempted(tmp_path, tmp_path_factory, victim)
-    port = free_port()
-    procs = [_launch(workdir, i, port, stopped + 2, env) for i in range(2)]
-    for code, err in _finish(procs, 240):
-        assert code == 0, err[-3000:]
-    final = json.loads((workdir / "final_metrics.json").read_text())
-    assert final["resumed_from_step"] == stopped and final["steps"] == stopped + 2
+    # Resume, and preempt the resumed run during start-up: both save the step after the
+    # restored one (a resumed run that ignored the notice would train for ever).
+    port, marker = free_port(), tmp_path / "held"
+    held = {**env, HOLD_BEFORE_LOOP_ENV: str(marker)}
+    procs = [_launch(workdir, i, port, 10**6, held) for i in range(2)]
+    _wait_for(lambda: all(marker.with_suffix(f".{i}").exists() for i in range(2)), procs,
+              "the resumed run did not reach the training loop")
+    procs[victim].send_signal(signal.SIGTERM)
+    assert _stopped_steps(procs) == stopped + 1
+    ckpt = Checkpointer(workdir / "checkpoints")
+    assert ckpt.all_steps()[-2:] == [stopped, stopped + 1]  # it restored `stopped`
+    ckpt.close()
 
 
 @pytest.mark.slow
