@@ -15,19 +15,18 @@
 """
 
 import os
-import re
 
 import pytest
 
-_DEVICES = "--xla_force_host_platform_device_count=8"
+from tests._xla import with_device_count
+
 # Must happen before jax initialises its backends; harmless for single-device tests, which
 # use the default device (device 0).
-_flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "",
-                os.environ.get("XLA_FLAGS", "")).split()
+_flags = os.environ.get("XLA_FLAGS", "")
 _QUICK_COMPILE = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
 if os.environ.get("JAXCNN_TEST_OPTIMIZED_XLA", "") not in ("1", "true", "yes"):
-    _flags += [f for f in _QUICK_COMPILE if f.split("=")[0] not in " ".join(_flags)]
-os.environ["XLA_FLAGS"] = " ".join(_flags + [_DEVICES])
+    _flags = " ".join([_flags] + [f for f in _QUICK_COMPILE if f.split("=")[0] not in _flags])
+os.environ["XLA_FLAGS"] = with_device_count(8, _flags)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

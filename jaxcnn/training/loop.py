@@ -109,9 +109,8 @@ class _Preemption:
       starts every process's counter at 0, so a notice that arrives during start-up (restoring,
       compiling), before any step, syncs on the first step. (Absolute steps would make it sync
       on step 1, which a resumed run never reaches.) A Python handler would replace JAX's, so
-      none is installed. A process that stopped on
-      its own would leave the others waiting in the next collective, and save a different
-      step.
+      none is installed. A process that stopped on its own would leave the others waiting in
+      the next collective, and save a different step.
     * Several processes without the service: the SIGTERM flag is all-gathered every
       ``sync_every`` steps (a host-blocking collective, so not every step), and every process
       stops at the first such step where any flag is set.

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._xla import with_device_count
+
 GLOBAL_BATCH, STEPS = 16, 10
 AUGMENT = [("random_flip", {"vertical": True}), ("cutout", {"size": 3})]
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +42,7 @@ def launch(out, process_id, num_processes, port, devices, *extra) -> subprocess.
 
 def main(out: str, process_id: int, num_processes: int, port: int, devices: int,
          steps: int = STEPS, heartbeat_s: int = 10, random: int = 1) -> None:
-    # The suite's other XLA flags (conftest.py's quick compilation) stay; the count is ours.
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
-    os.environ["XLA_FLAGS"] = " ".join(kept + [f"--xla_force_host_platform_device_count={devices}"])
+    os.environ["XLA_FLAGS"] = with_device_count(devices)  # keeps conftest.py's other flags
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
     import jax.numpy as jnp

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from jaxcnn.training.checkpoint import Checkpointer
+from tests._xla import with_device_count
 from tests.training._hooked_train import HOLD_BEFORE_LOOP_ENV
 from tests.training._multihost_worker import free_port
 
@@ -47,9 +48,7 @@ def _env(tmp_path_factory, **extra):
     from tests.training._train_subprocess import _session_dir
 
     shared = _session_dir(tmp_path_factory)
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
-    kept.append("--xla_force_host_platform_device_count=2")
-    return {**os.environ, "XLA_FLAGS": " ".join(kept),
+    return {**os.environ, "XLA_FLAGS": with_device_count(2),
             "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(shared / "jax_cache"),
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", **extra}
