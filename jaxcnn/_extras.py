@@ -30,7 +30,7 @@ EXTRAS: dict[str, dict[str, str]] = {
              "PIL": "pillow", "sklearn": "scikit-learn"},
     # (the extra also has ml_collections and absl-py, for `python -m experiments.train`)
     "train": {"optax": "optax", "orbax.checkpoint": "orbax-checkpoint", "tqdm": "tqdm",
-              "tensorboardX": "tensorboardX", "matplotlib": "matplotlib"},
+              "matplotlib": "matplotlib"},
     "weights": {"h5py": "h5py", "safetensors": "safetensors"},
     "viz": {"matplotlib": "matplotlib"},
 }

@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jaxcnn.training.tensorboard import EventWriter
+
 
 class MetricsLogger:
     """Append metrics to ``<workdir>/metrics.jsonl`` and TensorBoard events (no TensorFlow).
 
-    TensorBoard files are written with ``tensorboardX``; scalars only. Only process 0 of a
+    TensorBoard files hold the scalars (:mod:`jaxcnn.training.tensorboard`). Only process 0 of a
     multi-host run should log (pass ``enabled=False`` elsewhere).
 
     Example:
@@ -30,9 +32,7 @@ class MetricsLogger:
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if tensorboard:
-                from tensorboardX import SummaryWriter
-
-                self._writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
+                self._writer = EventWriter(Path(workdir) / "tensorboard")
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         """Record ``metrics`` (scalars, or lists such as per-class accuracy) at ``step``."""
@@ -41,13 +41,13 @@ class MetricsLogger:
         with self.path.open("a") as f:
             f.write(json.dumps({"step": int(step), **metrics}) + "\n")
         if self._writer is not None:
-            for name, value in metrics.items():
-                if isinstance(value, int | float):
-                    self._writer.add_scalar(name, value, int(step))
-            self._writer.flush()
+            scalars = {name: value for name, value in metrics.items()
+                       if isinstance(value, int | float)}
+            if scalars:
+                self._writer.add_scalars(int(step), scalars)
 
     def close(self) -> None:
-        """Flush and close the TensorBoard writer."""
+        """Close the TensorBoard event file."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None

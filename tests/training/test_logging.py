@@ -73,3 +73,52 @@ def test_plot_curves_with_train_only_records(tmp_path):
     out = plot_curves([{"step": s, "train_loss": 1.0 / s} for s in range(1, 6)],
                       tmp_path / "train_only.png")
     assert out.stat().st_size > 5_000
+
+
+def _read_records(path):
+    """The TFRecords of ``path``, each checked against tensorboardX's own CRC-32C."""
+    from tensorboardX.crc32c import crc32c
+
+    def masked(data):
+        crc = crc32c(data)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    blob, records, at = path.read_bytes(), [], 0
+    while at < len(blob):
+        header = blob[at:at + 8]
+        (length,) = np.frombuffer(header, "<u8")
+        assert int(np.frombuffer(blob[at + 8:at + 12], "<u4")[0]) == masked(header)
+        data = blob[at + 12:at + 12 + int(length)]
+        crc = blob[at + 12 + int(length):at + 16 + int(length)]
+        assert int(np.frombuffer(crc, "<u4")[0]) == masked(data)
+        records.append(data)
+        at += 16 + int(length)
+    return records
+
+
+def test_tensorboard_events_parse_as_tensorflow_events(tmp_path):
+    """The event file, read with tensorboardX's generated protobuf classes (a reference
+    independent of jaxcnn's encoder): the version header, then each step's scalars."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    with MetricsLogger(tmp_path) as log:
+        log.write(7, {"train_loss": 2.5, "train_accuracy": 0.25, "model": "lenet5"})
+        log.write(2**40, {"eval_loss": -1.5e-3, "per_class": [0.5, 1.0]})
+        log.write(9, {"model": "lenet5"})  # no scalars: no event
+    (path,) = (tmp_path / "tensorboard").iterdir()
+    events = [Event.FromString(r) for r in _read_records(path)]
+    assert events[0].file_version == "brain.Event:2"
+    assert [e.step for e in events[1:]] == [7, 2**40]
+    assert [[(v.tag, v.simple_value) for v in e.summary.value] for e in events[1:]] == [
+        [("train_loss", 2.5), ("train_accuracy", 0.25)],
+        [("eval_loss", np.float32(-1.5e-3))]]
+    assert all(abs(e.wall_time - events[0].wall_time) < 60 for e in events)
+
+
+def test_tensorboard_writer_leaves_the_environment_alone(tmp_path, monkeypatch):
+    import os
+
+    before = dict(os.environ)
+    with MetricsLogger(tmp_path) as log:
+        log.write(1, {"loss": 1.0})
+    assert dict(os.environ) == before
