@@ -3,11 +3,13 @@
 * ``XLA_FLAGS``: the device count is added to flags the environment already sets (replacing
   a device count given there), so a preset ``XLA_FLAGS`` does not silently skip every pmap,
   mesh and synchronised-BatchNorm test.
-* XLA compiles without its backend optimisations (``--xla_backend_optimization_level=0``,
-  no expensive LLVM passes): the suite checks values and behaviour, not speed, and compiling
-  is most of its time (this halves it on 2 cores). The operations and their float32 results
-  are XLA's either way. ``JAXCNN_TEST_OPTIMIZED_XLA=1`` keeps XLA's defaults; speed is
-  measured in ``benchmarks/``, which never runs under this file.
+* XLA compiles without its backend optimisations (``JAX_DISABLE_MOST_OPTIMIZATIONS=1``:
+  backend optimisation level 0, no expensive LLVM passes): the suite checks values and
+  behaviour, not speed, and compiling is most of its time (this halves it on 2 cores). The
+  operations and their float32 results are XLA's either way. Tests marked ``optimized_xla``
+  (hundreds of training steps, where running dominates) compile with the defaults;
+  ``JAXCNN_TEST_OPTIMIZED_XLA=1`` keeps the defaults everywhere. Speed is measured in
+  ``benchmarks/``, which never runs under this file.
 * ``CI`` set (``.ci/run`` runs with ``CI=true``): a skipped test is a failure, naming what was
   missing, because in CI every requirement of the project (torch, Keras, the real MNIST files
   in ``../shared``, the oneDNN build) must be there. A user without them still gets skips. A
@@ -22,12 +24,13 @@ from tests._xla import with_device_count
 
 # Must happen before jax initialises its backends; harmless for single-device tests, which
 # use the default device (device 0).
-_flags = os.environ.get("XLA_FLAGS", "")
-_QUICK_COMPILE = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
-if os.environ.get("JAXCNN_TEST_OPTIMIZED_XLA", "") not in ("1", "true", "yes"):
-    _flags = " ".join([_flags] + [f for f in _QUICK_COMPILE if f.split("=")[0] not in _flags])
-os.environ["XLA_FLAGS"] = with_device_count(8, _flags)
+os.environ["XLA_FLAGS"] = with_device_count(8)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# jax reads JAX_DISABLE_MOST_OPTIMIZATIONS when it is imported (so do test subprocesses, which
+# inherit it); `optimized_xla` tests switch it off for themselves (fixture below).
+QUICK_COMPILE = os.environ.get("JAXCNN_TEST_OPTIMIZED_XLA", "") not in ("1", "true", "yes")
+if QUICK_COMPILE:
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -36,6 +39,25 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "other_platform: a test that applies only to another OS, CPU or build; "
                    "its skip here is expected, also in CI")
+    config.addinivalue_line(
+        "markers", "optimized_xla: a test that executes far more than it compiles (hundreds of "
+                   "training steps); it and its subprocesses compile with XLA's optimisations")
+
+
+@pytest.fixture(autouse=True)
+def _xla_optimisations(request, monkeypatch):
+    """XLA's default optimisations for an ``optimized_xla`` test, its subprocesses included."""
+    if not QUICK_COMPILE or request.node.get_closest_marker("optimized_xla") is None:
+        yield
+        return
+    import jax
+
+    monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "0")
+    jax.config.update("jax_disable_most_optimizations", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", True)
 
 
 @pytest.hookimpl(hookwrapper=True)

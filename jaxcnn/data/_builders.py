@@ -4,8 +4,9 @@ TFDS's own builders download their sources and encode images with ``tf.image.enc
 so ``download_and_prepare`` needs TensorFlow and the internet. The subclasses here keep the
 built-in name, version and features (so ``tfds.data_source("mnist", data_dir=...)`` and
 ``tfds.builder("mnist")`` read the result with the stock TFDS class), but generate their
-examples from arrays parsed by :mod:`jaxcnn.data._sources` and hand TFDS PNG bytes made with
-Pillow: TFDS then only serialises protos and writes ArrayRecord, neither of which needs TF.
+examples from arrays parsed by :mod:`jaxcnn.data._sources` and hand TFDS PNG bytes
+(:func:`encode_png`): TFDS then only serialises protos and writes ArrayRecord, neither of
+which needs TF.
 
 ``digits`` is a new dataset (scikit-learn's bundled 8x8 handwritten digits), registered with
 TFDS under that name on import of :mod:`jaxcnn.data`.
@@ -17,7 +18,9 @@ import contextlib
 import io
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +33,31 @@ from jaxcnn.data import _sources
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG-encode one uint8 ``(H, W, C)`` image (C = 1 or 3) with Pillow.
+    """PNG-encode one uint8 ``(H, W, C)`` image (C = 1 grey or 3 RGB), 8 bits, no filtering.
+
+    Written directly (signature, ``IHDR``, one zlib ``IDAT``, ``IEND``) rather than through
+    Pillow, whose per-image overhead made preparing MNIST's 70,000 images take ~20 s of
+    encoding; any PNG reader decodes the result (tested against Pillow).
 
     Example:
       >>> import numpy as np
       >>> encode_png(np.zeros((2, 2, 1), np.uint8))[:4]
       b'\\x89PNG'
     """
-    from PIL import Image
+    height, width, channels = image.shape
+    if image.dtype != np.uint8 or channels not in (1, 3):
+        raise ValueError(f"encode_png takes uint8 (H, W, 1) or (H, W, 3) images, got "
+                         f"{image.dtype} {image.shape}.")
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0: none
+    rows[:, 1:] = image.reshape(height, width * channels)
 
-    buffer = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="png")
-    return buffer.getvalue()
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
 def decode_image(data: bytes, channels: int) -> np.ndarray:

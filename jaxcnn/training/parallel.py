@@ -51,7 +51,8 @@ class Strategy:
         put_state: place a ``TrainState`` for this mode, always in new buffers (a copy, once
             per run): ``train_step`` donates what it is given, so placing must never alias
             the caller's arrays, which stay usable after training.
-        get_state: bring it back as an ordinary (unreplicated) ``TrainState``.
+        get_state: bring it back as an ordinary (unreplicated) ``TrainState`` (``"pmap"``:
+            numpy copies of this process's first device's replica, for checkpoints).
         put_batch: place a process-local numpy batch (the global batch when single-process).
         get_metrics: metrics or sums as numpy scalars/arrays.
     """
@@ -123,12 +124,18 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
             return jax.device_put(jax.tree_util.tree_map(
                 lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state), stacked)
 
+        def first_device(tree):
+            # This process's first device's copy, read on the host: `x[0]` would compile one
+            # slice per leaf shape (a VGG's state: ~90 programs, seconds), and on several
+            # processes index a device of another process.
+            return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0))[0], tree)
+
         return Strategy(
             mode, n, train, evaluate,
             put_state=put_state,
-            get_state=lambda s: jax.tree_util.tree_map(lambda x: x[0], s),
+            get_state=first_device,
             put_batch=put_batch,
-            get_metrics=lambda m: jax.tree_util.tree_map(lambda x: np.asarray(x[0]), m))
+            get_metrics=first_device)
     if mode == "mesh":
         devices = devices or jax.devices()
         mesh = Mesh(np.asarray(devices), (MESH_AXIS,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -139,3 +140,22 @@ def test_image_size_pads_mnist_like_images(tmp_path):
     assert _sorted_pairs(native.images[..., 0], native.labels) == _sorted_pairs(*written["test"])
     with pytest.raises(ValueError, match=r"`image_size` must be an int >= 28 for mnist"):
         load("mnist", "test", data_dir=tmp_path / "out", image_size=24)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (1, 7, 1), (5, 3, 3)])
+def test_encode_png_decodes_with_pillow_to_the_same_pixels(shape):
+    from PIL import Image
+
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    with Image.open(io.BytesIO(_builders.encode_png(image))) as decoded:
+        decoded.load()  # verifies every chunk's CRC and the zlib stream
+        assert decoded.mode == ("L" if shape[-1] == 1 else "RGB")
+        pixels = np.asarray(decoded)
+    np.testing.assert_array_equal(pixels.reshape(shape), image)
+
+
+def test_encode_png_rejects_what_png_grey_or_rgb_cannot_hold():
+    with pytest.raises(ValueError, match=r"uint8 \(H, W, 1\) or \(H, W, 3\).*float32"):
+        _builders.encode_png(np.zeros((2, 2, 1), np.float32))
+    with pytest.raises(ValueError, match=r"\(2, 2, 4\)"):
+        _builders.encode_png(np.zeros((2, 2, 4), np.uint8))

@@ -76,8 +76,11 @@ def uninterrupted_run(tmp_path_factory):
     or another xdist worker) read its checkpoint.
     """
     shared = _session_dir(tmp_path_factory)
-    workdir = shared / "uninterrupted"
-    with _locked(shared / "uninterrupted.lock"):
+    # One reference per XLA optimisation setting (see conftest.py): bits are compared only
+    # between runs compiled alike.
+    mode = "o0" if os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS", "0") not in ("0", "") else "o2"
+    workdir = shared / f"uninterrupted_{mode}"
+    with _locked(shared / f"uninterrupted_{mode}.lock"):
         if not (workdir / "final_metrics.json").exists():
             shutil.rmtree(workdir, ignore_errors=True)  # never resume a failed attempt
             env = train_env(tmp_path_factory, shared / "uninterrupted_data")

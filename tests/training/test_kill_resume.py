@@ -21,6 +21,7 @@ import time
 
 import chex
 import numpy as np
+import pytest
 
 from tests.training._hooked_train import HOLD_ENV, PAUSE_ENV
 from tests.training._train_subprocess import (
@@ -91,6 +92,7 @@ def _run_and_kill(cmd, env, workdir, marker, *, at_step=None, timeout=600):
     return max(_logged_steps(metrics, skip), default=None)
 
 
+@pytest.mark.optimized_xla  # five runs of 300 steps
 def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
     rng = np.random.default_rng(SEED)
     env = train_env(tmp_path_factory, tmp_path / "data")

@@ -30,6 +30,7 @@ def _config(data_dir, **overrides):
     return config
 
 
+@pytest.mark.optimized_xla  # 660 steps
 def test_default_config_learns_the_digits_and_evaluates_each_test_digit_once(tmp_path,
                                                                              data_dir):
     """`make train`'s job, unchanged: LeNet-5, 30 epochs on the digits, at least 95 %.

@@ -26,6 +26,7 @@ def _rss_bytes() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.optimized_xla  # 2000 steps
 def test_rss_is_flat_over_2000_lenet_steps(tmp_path, monkeypatch):
     rss = {}
 

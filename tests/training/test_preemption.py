@@ -12,6 +12,7 @@ import tempfile
 import time
 
 import chex
+import pytest
 
 from tests.training._hooked_train import HOLD_ENV
 from tests.training._train_subprocess import (
@@ -26,6 +27,7 @@ from tests.training._train_subprocess import (
 STOP_AT = 100  # a logged step (every 10), well inside the 300
 
 
+@pytest.mark.optimized_xla  # three runs of 300 steps
 def test_sigterm_saves_and_the_resumed_run_is_bit_identical(tmp_path, tmp_path_factory):
     held = tmp_path / "held"
     env = train_env(tmp_path_factory, tmp_path / "data")
