@@ -125,7 +125,7 @@ class AlexNet(nn.Module):
                        name="fc8")(x)
 
 
-@register("alexnet")
+@register("alexnet", input_shape=(227, 227, 3))
 def alexnet(num_classes: int = 1000, **options: Any) -> AlexNet:
     """AlexNet as in Krizhevsky et al. 2012 (two towers, LRN); 60,965,224 parameters.
 

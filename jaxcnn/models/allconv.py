@@ -26,7 +26,7 @@ from jaxcnn import functional as F
 from jaxcnn import layers as L
 from jaxcnn.functional._checks import check_float, check_rank
 from jaxcnn.layers._utils import positive_int
-from jaxcnn.models.registry import register
+from jaxcnn.models.registry import CIFAR_INPUT, register
 
 __all__ = ["AllConvNet", "allconv"]
 
@@ -103,7 +103,7 @@ class AllConvNet(nn.Module):
         return L.GlobalAvgPool(name="global_pool")(x)
 
 
-@register("allconv")
+@register("allconv", input_shape=CIFAR_INPUT)
 def allconv(num_classes: int = 10, **options: Any) -> AllConvNet:
     """All-CNN-C (Springenberg et al. 2014) for 32x32x3 inputs; 1,369,738 parameters.
 

@@ -27,7 +27,7 @@ from jaxcnn import layers as L
 from jaxcnn.blocks.dense import DenseBlock, Transition
 from jaxcnn.functional._checks import check_float, check_rank
 from jaxcnn.layers._utils import positive_int
-from jaxcnn.models.registry import register
+from jaxcnn.models.registry import CIFAR_INPUT, register
 
 __all__ = ["DenseNet", "densenet121", "densenet161", "densenet169", "densenet201",
            "densenet_bc_cifar"]
@@ -167,7 +167,7 @@ densenet169 = _imagenet_factory("densenet169", 14_149_480, (6, 12, 32, 32), 32, 
 densenet201 = _imagenet_factory("densenet201", 20_013_928, (6, 12, 48, 32), 32, 64)
 
 
-@register("densenet_bc_cifar")
+@register("densenet_bc_cifar", input_shape=CIFAR_INPUT)
 def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, num_classes: int = 10,
                       **options: Any) -> DenseNet:
     """DenseNet-BC for 32x32 inputs (Huang et al. 2017, Sec. 4); 769,162 parameters (100, 12).

@@ -25,7 +25,7 @@ from jaxcnn import layers as L
 from jaxcnn.blocks.highway import HighwayConv
 from jaxcnn.functional._checks import check_float, check_rank
 from jaxcnn.layers._utils import positive_int
-from jaxcnn.models.registry import register
+from jaxcnn.models.registry import CIFAR_INPUT, register
 
 __all__ = ["HighwayNet", "highway_net"]
 
@@ -121,7 +121,7 @@ class HighwayNet(nn.Module):
                        name="head")(x)
 
 
-@register("highway_net")
+@register("highway_net", input_shape=CIFAR_INPUT)
 def highway_net(num_classes: int = 10, depth: int = 9, **options: Any) -> HighwayNet:
     """Convolutional highway network (Srivastava et al. 2015); 667,146 parameters by default.
 

@@ -139,7 +139,7 @@ class LeNet5(nn.Module):
                        name="output")(x)
 
 
-@register("lenet5")
+@register("lenet5", input_shape=(32, 32, 1))
 def lenet5(num_classes: int = 10, **options: Any) -> LeNet5:
     """LeNet-5 (LeCun et al. 1998) with tanh and average pooling; 61,706 parameters.
 
@@ -157,7 +157,7 @@ def lenet5(num_classes: int = 10, **options: Any) -> LeNet5:
     return LeNet5(num_classes=num_classes, **{"activation": "tanh", "pooling": "avg", **options})
 
 
-@register("lenet5_modern")
+@register("lenet5_modern", input_shape=(32, 32, 1))
 def lenet5_modern(num_classes: int = 10, dropout_rate: float = 0.0, **options: Any) -> LeNet5:
     """LeNet-5 with ReLU and 2x2 max pooling (optional dropout); 61,706 parameters.
 

@@ -14,10 +14,17 @@ import flax.linen as nn
 from jaxcnn import layers as L
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_INPUT_SHAPES: dict[str, tuple[int, ...]] = {}
+APIS = ("linen", "nnx")
+IMAGENET_INPUT = (224, 224, 3)
+CIFAR_INPUT = (32, 32, 3)
 
 
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register(name: str, *, input_shape: tuple[int, ...] = IMAGENET_INPUT
+             ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model factory ``fn(num_classes=..., **options) -> nn.Module``.
+
+    ``input_shape`` is the model's usual ``(H, W, C)`` input (see :func:`input_shape`).
 
     Example:
         >>> import flax.linen as nn
@@ -33,6 +40,7 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
             raise ValueError(f"model name {name!r} is already registered; choose another name "
                              f"or call jaxcnn.models.unregister({name!r}) first.")
         _REGISTRY[name] = fn
+        _INPUT_SHAPES[name] = tuple(input_shape)
         return fn
     return decorator
 
@@ -44,15 +52,54 @@ def unregister(name: str) -> None:
         >>> unregister("no_such_model")
     """
     _REGISTRY.pop(name, None)
+    _INPUT_SHAPES.pop(name, None)
+
+
+def input_shape(name: str, **options: Any) -> tuple[int, ...]:
+    """The usual ``(H, W, C)`` input of model ``name`` built with ``options``.
+
+    This is the input an NNX model is initialised on (``create(..., api="nnx")``); a model
+    whose parameter shapes depend on the input size (a dense layer after a flatten) then takes
+    only that size. ``cifar_stem=True`` means 32x32x3.
+
+    Example:
+        >>> input_shape("lenet5"), input_shape("xception")
+        ((32, 32, 1), (299, 299, 3))
+        >>> input_shape("resnet18"), input_shape("resnet18", cifar_stem=True)
+        ((224, 224, 3), (32, 32, 3))
+    """
+    _check_name(name)
+    return _usual_input(name, options)
+
+
+def _usual_input(name: str, options: dict[str, Any]) -> tuple[int, ...]:
+    return CIFAR_INPUT if options.get("cifar_stem") else _INPUT_SHAPES[name]
+
+
+def _check_name(name: str) -> None:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown model name {name!r}.{hint} "
+                         f"See jaxcnn.models.list_models() for all {len(_REGISTRY)} names.")
 
 
 def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = None,
-           **options) -> nn.Module:
-    """Build the model registered as ``name``.
+           api: str = "linen", rngs: Any = None, input_shape: tuple[int, ...] | None = None,
+           **options) -> Any:
+    """Build the model registered as ``name``, as a Flax Linen or a Flax NNX module.
 
     Args:
         name: one of :func:`list_models`.
         num_classes: size of the classification head.
+        api: ``"linen"`` (default: an unbound ``flax.linen.Module``) or ``"nnx"`` (an
+            ``nnx.Module`` with its variables, :class:`jaxcnn.nnx.ZooModel`).
+        rngs: for ``api="nnx"``: the ``flax.nnx.Rngs`` that initialise it (``params``
+            stream) and draw its dropout keys (``dropout``, else ``default``).
+        input_shape: for ``api="nnx"``: the ``(H, W, C)`` it is initialised on; default
+            :func:`jaxcnn.models.input_shape` (e.g. 224x224x3 for ImageNet models, 32x32x3
+            with ``cifar_stem=True``). Models with a flatten before a dense layer then take
+            only that size.
         bn_axis_name: pool BatchNorm statistics over this ``pmap``/``shard_map`` axis
             (synchronised BatchNorm), by binding ``axis_name`` into the model's ``norm``
             factory. Only for models with BatchNorm (:func:`has_batch_norm`): any other
@@ -61,8 +108,9 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
         **options: forwarded to the model's factory (e.g. ``dtype``, ``cifar_stem``).
 
     Raises:
-        ValueError: an unknown ``name`` (with the closest ones), or ``bn_axis_name`` for a
-            model without BatchNorm (naming the model and its normalization).
+        ValueError: an unknown ``name`` (with the closest ones) or ``api``, ``bn_axis_name``
+            for a model without BatchNorm (naming the model and its normalization), or
+            ``api="nnx"`` without ``rngs``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -70,12 +118,21 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
         >>> variables = model.init(jax.random.key(0), jnp.ones((1, 32, 32, 1)))
         >>> model.apply(variables, jnp.ones((2, 32, 32, 1))).shape
         (2, 10)
+        >>> from flax import nnx
+        >>> model = create("lenet5", num_classes=10, api="nnx", rngs=nnx.Rngs(0))
+        >>> model.eval()
+        >>> model(jnp.ones((2, 32, 32, 1))).shape
+        (2, 10)
     """
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown model name {name!r}.{hint} "
-                         f"See jaxcnn.models.list_models() for all {len(_REGISTRY)} names.")
+    _check_name(name)
+    if api not in APIS:
+        raise ValueError(f"unknown api {api!r}; use one of {APIS}.")
+    if api == "linen" and (rngs is not None or input_shape is not None):
+        raise ValueError("`rngs` and `input_shape` are for api='nnx'; pass api='nnx' for an "
+                         "NNX model, or drop them and use model.init(key, x) for Linen.")
+    if api == "nnx" and rngs is None:
+        raise ValueError(f"api='nnx' builds the variables now: pass rngs, e.g. "
+                         f"jaxcnn.models.create({name!r}, api='nnx', rngs=flax.nnx.Rngs(0)).")
     factory = _REGISTRY[name]
     try:
         model = factory(num_classes=num_classes, **options)
@@ -96,6 +153,10 @@ def create(name: str, num_classes: int = 1000, *, bn_axis_name: str | None = Non
                 f"bn_axis_name={bn_axis_name!r} has nothing to pool; pass bn_axis_name only "
                 f"for models with BatchNorm (jaxcnn.models.has_batch_norm(model)).")
         model = model.clone(norm=functools.partial(model.norm, axis_name=bn_axis_name))
+    if api == "nnx":
+        from jaxcnn.nnx._zoo import ZooModel
+
+        return ZooModel(model, input_shape or _usual_input(name, options), rngs=rngs)
     return model
 
 

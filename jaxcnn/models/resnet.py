@@ -65,7 +65,7 @@ from jaxcnn import functional as F
 from jaxcnn import layers as L
 from jaxcnn.blocks.residual import BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
 from jaxcnn.functional._checks import check_float, check_rank
-from jaxcnn.models.registry import register
+from jaxcnn.models.registry import CIFAR_INPUT, register
 
 __all__ = [
     "ResNet", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "ResNet18V2",
@@ -368,7 +368,7 @@ def wide_resnet(depth: int = 28, widen_factor: int = 10, num_classes: int = 10,
                   cifar_stem=True, **options)
 
 
-@register("wide_resnet28_10")
+@register("wide_resnet28_10", input_shape=CIFAR_INPUT)
 def wide_resnet28_10(num_classes: int = 10, dropout_rate: float = 0.0, **options: Any) -> ResNet:
     """WRN-28-10 for CIFAR (Zagoruyko & Komodakis 2016); 36,479,194 parameters (CIFAR-10).
 

@@ -23,6 +23,8 @@ from jaxcnn.functional._checks import check_float, check_rank
 from jaxcnn.layers._utils import positive_int
 from jaxcnn.models.registry import register
 
+MNIST_INPUT = (28, 28, 1)
+
 __all__ = ["FCNClassifier", "Flatten", "MLP", "Perceptron", "fcn_classifier", "mlp",
            "perceptron"]
 
@@ -187,7 +189,7 @@ class FCNClassifier(nn.Module):
         return L.GlobalAvgPool(name="global_pool")(x)
 
 
-@register("perceptron")
+@register("perceptron", input_shape=MNIST_INPUT)
 def perceptron(num_classes: int = 10, **options: Any) -> Perceptron:
     """Single-layer perceptron; MNIST (784 inputs), 10 classes: 7,850 parameters.
 
@@ -205,7 +207,7 @@ def perceptron(num_classes: int = 10, **options: Any) -> Perceptron:
     return Perceptron(num_classes=num_classes, **options)
 
 
-@register("mlp")
+@register("mlp", input_shape=MNIST_INPUT)
 def mlp(num_classes: int = 10, **options: Any) -> MLP:
     """Multi-layer perceptron, hidden ``(256, 128)`` ReLU; MNIST: 235,146 parameters.
 
@@ -223,7 +225,7 @@ def mlp(num_classes: int = 10, **options: Any) -> MLP:
     return MLP(num_classes=num_classes, **options)
 
 
-@register("fcn_classifier")
+@register("fcn_classifier", input_shape=MNIST_INPUT)
 def fcn_classifier(num_classes: int = 10, **options: Any) -> FCNClassifier:
     """Fully convolutional classifier for any input size; 93,962 parameters (1 channel, 10 classes).
 

@@ -138,7 +138,7 @@ class Xception(nn.Module):
         return L.Dense(self.num_classes, name="predictions", **typed)(x)
 
 
-@register("xception")
+@register("xception", input_shape=(299, 299, 3))
 def xception(num_classes: int = 1000, **options: Any) -> Xception:
     """Xception (Chollet 2017), Keras layout; 22,855,952 parameters; input 299x299x3.
 

@@ -63,6 +63,19 @@ def _duplicate_registration():
         unregister("_census_duplicate")
 
 
+def _nnx_rngs():
+    from flax import nnx
+
+    return nnx.Rngs(0)
+
+
+def _nnx_lenet_on_rgb():
+    """An NNX LeNet-5 (built on 32x32x1) called on RGB images, as a user meets it."""
+    model = models.create("lenet5", num_classes=10, api="nnx", rngs=_nnx_rngs())
+    model.eval()
+    return model(jnp.ones((2, SIZE, SIZE, 3)))
+
+
 REGISTRY = [
     Case("models.create", "unknown name", lambda: models.create("resnt18"), ValueError,
          r"unknown model name 'resnt18'. Did you mean 'resnet18'.*list_models\(\)"),
@@ -86,6 +99,19 @@ REGISTRY = [
     Case("models.create", "bn_axis_name without BatchNorm",
          lambda: models.create("lenet5", bn_axis_name="batch"), ValueError,
          r"model 'lenet5' has no BatchNorm .*bn_axis_name='batch'"),
+    Case("models.create", "unknown api", lambda: models.create("lenet5", api="flax"),
+         ValueError, r"unknown api 'flax'; use one of \('linen', 'nnx'\)"),
+    Case("models.create", "api='nnx' without rngs", lambda: models.create("lenet5", api="nnx"),
+         ValueError, r"api='nnx' builds the variables now: pass rngs, e.g. "
+                     r"jaxcnn.models.create\('lenet5', api='nnx', rngs=flax.nnx.Rngs\(0\)\)"),
+    Case("models.create", "rngs for a Linen model",
+         lambda: models.create("lenet5", rngs=_nnx_rngs()), ValueError,
+         r"`rngs` and `input_shape` are for api='nnx'"),
+    Case("models.input_shape", "unknown name", lambda: models.input_shape("lenet6"),
+         ValueError, r"unknown model name 'lenet6'. Did you mean 'lenet5'"),
+    Case("models.lenet5", "NNX model, RGB image", _nnx_lenet_on_rgb, ValueError,
+         r"`x` with shape \(2, 32, 32, 3\) \(3 channels on the last axis\) does not fit "
+         r"layer 'c1'"),
     Case("models.has_batch_norm", "a name instead of a model",
          lambda: models.has_batch_norm("resnet18"), TypeError,
          r"`model` must be a Flax module .* got 'resnet18'"),

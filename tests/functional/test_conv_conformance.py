@@ -325,6 +325,15 @@ def two_layer_params(conv, x, k):
     return (k, w)
 
 
+def batch_sharded(conv, x, k, axis_type):
+    """An 8-device mesh of ``axis_type``, the two-layer parameters replicated on it and the
+    batch split over it."""
+    kind = {"auto": jax.sharding.AxisType.Auto, "explicit": jax.sharding.AxisType.Explicit}
+    mesh = jax.make_mesh((8,), ("b",), axis_types=(kind[axis_type],))
+    params = jax.device_put(two_layer_params(conv, x, k), NamedSharding(mesh, P()))
+    return mesh, params, jax.device_put(x, NamedSharding(mesh, P("b")))
+
+
 @needs_8
 @pytest.mark.parametrize("axis_type", ["auto", "explicit"])
 @pytest.mark.parametrize("check_vma", [True, False])
@@ -332,10 +341,7 @@ def two_layer_params(conv, x, k):
 def test_shard_map_gradients_match_lax(config, check_vma, axis_type):
     conv, x, k = make(BATCH8[config])
     loss = two_layer_loss(conv)
-    kind = {"auto": jax.sharding.AxisType.Auto, "explicit": jax.sharding.AxisType.Explicit}
-    mesh = jax.make_mesh((8,), ("b",), axis_types=(kind[axis_type],))
-    params = jax.device_put(two_layer_params(conv, x, k), NamedSharding(mesh, P()))
-    xs = jax.device_put(x, NamedSharding(mesh, P("b")))
+    mesh, params, xs = batch_sharded(conv, x, k, axis_type)
     seen = {}
 
     def body(params, x):
@@ -380,10 +386,7 @@ def test_pmap_matches_lax(config):
 def test_sharded_jit_matches_lax(config, axis_type):
     conv, x, k = make(BATCH8[config])
     loss = two_layer_loss(conv)
-    kind = {"auto": jax.sharding.AxisType.Auto, "explicit": jax.sharding.AxisType.Explicit}
-    mesh = jax.make_mesh((8,), ("b",), axis_types=(kind[axis_type],))
-    params = jax.device_put(two_layer_params(conv, x, k), NamedSharding(mesh, P()))
-    xs = jax.device_put(x, NamedSharding(mesh, P("b")))
+    mesh, params, xs = batch_sharded(conv, x, k, axis_type)
     with jax.set_mesh(mesh):
         auto, _ = check(jax.jit(jax.value_and_grad(loss)), params, xs)
         check(jax.jit(conv), xs, params[0])

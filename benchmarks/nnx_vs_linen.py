@@ -1,0 +1,117 @@
+"""What the NNX front end costs: first-step (trace + compile) and step time, NNX vs Linen.
+
+    python -m benchmarks.nnx_vs_linen [--models lenet5,resnet18] [--steps 50] [--batch 64]
+
+For each model, the same SGD-momentum train step (forward, backward, update, BatchNorm
+statistics) is built twice from ``jaxcnn.models.create``: Linen (``jax.jit`` of a function of
+the variables and optimizer state) and NNX (``api="nnx"``, ``nnx.Optimizer``, the step jitted
+with ``nnx.jit`` and called through ``nnx.cached_partial``, Flax's way to skip the per-call
+graph traversal). Reported: seconds to the end of the first step (trace + compile + run),
+then the median step time over ``--steps`` steps after two warm-up steps, and the NNX/Linen
+ratios. The two run alternately in one process on the same inputs. CPU, XLA defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from jaxcnn import models
+
+OPTIONS = {"lenet5": {}, "resnet18": {"cifar_stem": True}}
+
+
+def _loss(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def linen_step(name, x, labels, tx):
+    model = models.create(name, num_classes=10, **OPTIONS.get(name, {}))
+    variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)},
+                           x[:1], train=False)
+    opt_state = tx.init(variables["params"])
+
+    @jax.jit
+    def step(variables, opt_state, x, labels, key):
+        def loss_fn(params):
+            logits, updates = model.apply({**variables, "params": params}, x, train=True,
+                                          rngs={"dropout": key}, mutable=["batch_stats"])
+            return _loss(logits, labels), updates
+
+        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
+        delta, opt_state = tx.update(grads, opt_state, variables["params"])
+        params = optax.apply_updates(variables["params"], delta)
+        return {**variables, **updates, "params": params}, opt_state, loss
+
+    carry = [variables, opt_state]
+    key = jax.random.key(1)
+
+    def run():
+        carry[0], carry[1], loss = step(carry[0], carry[1], x, labels, key)
+        return loss
+
+    return run
+
+
+def nnx_step(name, x, labels, tx):
+    model = models.create(name, num_classes=10, api="nnx", rngs=nnx.Rngs(0),
+                          input_shape=x.shape[1:], **OPTIONS.get(name, {}))
+    model.train()
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, x, labels):
+        loss, grads = nnx.value_and_grad(lambda m: _loss(m(x), labels))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    cached = nnx.cached_partial(step, model, optimizer)
+    return lambda: cached(x, labels)
+
+
+def measure(make, name, x, labels, steps):
+    tx = optax.sgd(0.01, momentum=0.9)
+    start = time.perf_counter()
+    run = make(name, x, labels, tx)
+    jax.block_until_ready(run())
+    first = time.perf_counter() - start
+    for _ in range(2):
+        jax.block_until_ready(run())
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        jax.block_until_ready(run())
+        times.append(time.perf_counter() - t)
+    return first, statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lenet5,resnet18")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args(argv)
+    print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, batch {args.batch}")
+    print("| model | Linen first step s | NNX first step s | ratio | Linen step ms | "
+          "NNX step ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        shape = models.input_shape(name, **OPTIONS.get(name, {}))
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((args.batch, *shape)), jnp.float32)
+        labels = jnp.asarray(rng.integers(0, 10, args.batch))
+        lf, ls = measure(linen_step, name, x, labels, args.steps)
+        nf, ns = measure(nnx_step, name, x, labels, args.steps)
+        print(f"| {name} | {lf:.2f} | {nf:.2f} | {nf / lf:.2f} | {1e3 * ls:.2f} | "
+              f"{1e3 * ns:.2f} | {ns / ls:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
