@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxcnn.nnx.convert import _flatten, to_linen
+
 __all__ = ["ZooModel", "register_native"]
 
 # Linen layer class -> (build(linen_module, input_shape, rngs) -> nnx layer,
@@ -69,25 +71,6 @@ def _init_linen(module: nn.Module, key: jax.Array, sample: jax.Array) -> dict:
     return module.init({"params": key, "dropout": key}, sample, train=False)
 
 
-def _flatten(tree: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out = {}
-    for key, value in tree.items():
-        out.update(_flatten(value, prefix + (key,)))
-    return out
-
-
-def _unflatten(flat: dict[tuple[str, ...], Any]) -> dict:
-    tree: dict = {}
-    for path, value in flat.items():
-        node = tree
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return tree
-
-
 class ZooModel(nnx.Module):
     """A registered jaxcnn model as an NNX module (see the module docstring).
 
@@ -116,6 +99,12 @@ class ZooModel(nnx.Module):
 
     def __init__(self, module: nn.Module, input_shape: tuple[int, ...], *, rngs: nnx.Rngs,
                  dtype: Any = jnp.float32):
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"`module` must be a Linen module (jaxcnn.models.create(name)), "
+                            f"got {type(module).__name__}.")
+        if len(tuple(input_shape)) != 3:
+            raise ValueError(f"`input_shape` must be one image's (H, W, C), without the batch "
+                             f"axis, got {tuple(input_shape)}.")
         self.module = nnx.static(module)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.deterministic = False
@@ -185,21 +174,11 @@ class ZooModel(nnx.Module):
 
     # -- the call ---------------------------------------------------------------------------
 
-    def linen_variables(self) -> dict:
-        """The Linen ``{"params": ..., "batch_stats": ...}`` tree of the current values."""
-        out = {}
-        for collection, kind in (("params", nnx.Param), ("batch_stats", nnx.BatchStat)):
-            state = nnx.state(self, kind)
-            flat = {tuple(str(k) for k in path): v[...] for path, v in state.flat_state()}
-            if flat:
-                out[collection] = _unflatten(flat)
-        return out
-
     def __call__(self, x: jax.Array, **kwargs: Any) -> Any:
         """``module.apply(variables, x, train=not self.deterministic, **kwargs)``, updating the
         BatchNorm statistics in place when training."""
         train = not self.deterministic
-        variables = self.linen_variables()
+        variables = to_linen(self)
         rngs = {"dropout": self.rngs.dropout()} if train else {}
         mutable = ["batch_stats"] if train and "batch_stats" in variables else False
         natives = {p: self._node(p) for p in self.native_paths}

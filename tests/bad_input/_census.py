@@ -165,6 +165,7 @@ def public_names() -> dict[str, list[str]]:
     )
     from jaxcnn import functional as F
     from jaxcnn import inspect as jinspect
+    from jaxcnn import nnx as jnnx
 
     return {
         # jaxcnn.__all__ re-exports modules and inspect's functions; count_params is its own.
@@ -182,5 +183,6 @@ def public_names() -> dict[str, list[str]]:
         "visualize": _all(visualize),
         "ensemble": _all(ensemble),
         "transfer": _all(transfer),
+        "nnx": _all(jnnx),
         "experiments": ["configs.get_config", "configs.config_file", "train"],
     }

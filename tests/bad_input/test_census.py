@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import collections
 
-from tests.bad_input import test_data, test_functional, test_layers, test_models, test_training
+from tests.bad_input import (
+    test_data,
+    test_functional,
+    test_layers,
+    test_models,
+    test_nnx,
+    test_training,
+)
 from tests.bad_input._census import public_names
 
 ALL = (test_functional.CASES + test_layers.CASES + test_models.CASES + test_data.CASES
-       + test_training.CASES)
+       + test_training.CASES + test_nnx.CASES)
 
 # Public names with no bad-input row, and why none is needed.
 EXEMPT = {
@@ -32,6 +39,8 @@ EXEMPT = {
     "training.TrainState": "a pytree container; what goes in is checked by create_train_state",
     "training.Strategy": "a frozen container built by make_strategy, whose rows cover it",
     "jaxcnn.count_params": "counts the entries of any pytree of arrays; nothing to reject",
+    "nnx.register_native": "an extension hook; the layer it registers is checked by the "
+                           "shape check in ZooModel's construction",
 }
 
 # The figure reported in issue 8 (the number of rows when this census was written); rows may

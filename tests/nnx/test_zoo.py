@@ -1,7 +1,7 @@
 """``models.create(name, api="nnx")``: the same model as Linen, as an ``nnx.Module``.
 
 The references are the Linen modules the registry builds, applied to the NNX model's own
-variables (read back with ``linen_variables``): outputs in eval mode, outputs and updated
+variables (read back with ``jaxcnn.nnx.to_linen``): outputs in eval mode, outputs and updated
 BatchNorm statistics in training mode, and the variable tree (names and shapes) of the whole
 registry against Linen's ``init``.
 """
@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 
 from jaxcnn import models
+from jaxcnn.nnx import to_linen
 
 # Every family's smallest member (options shrink the deep ones); the deeper registered
 # variants are the same classes with other stage sizes (their trees: the slow test below).
@@ -44,7 +45,7 @@ def _linen_tree(name, shape, **options):
 
 
 def _nnx_tree(model):
-    return {c: jax.tree.map(lambda a: a.shape, t) for c, t in model.linen_variables().items()}
+    return {c: jax.tree.map(lambda a: a.shape, t) for c, t in to_linen(model).items()}
 
 
 def _perturbed(model, seed):
@@ -70,7 +71,7 @@ def test_nnx_model_equals_linen_in_eval_and_train_mode(name):
     assert _nnx_tree(model) == _linen_tree(name, shape, **options)
     _perturbed(model, 1)
     linen = models.create(name, num_classes=7, **options)
-    variables = model.linen_variables()
+    variables = to_linen(model)
     x = jnp.asarray(np.random.default_rng(2).standard_normal((4, *shape)), jnp.float32)
 
     model.eval()
@@ -88,7 +89,7 @@ def test_nnx_model_equals_linen_in_eval_and_train_mode(name):
     expected, updates = reference
     _assert_trees_close(y, expected, rtol=1e-6, atol=1e-6)
     if "batch_stats" in variables:
-        after = model.linen_variables()["batch_stats"]
+        after = to_linen(model)["batch_stats"]
         _assert_trees_close(after, dict(updates["batch_stats"]), rtol=1e-6, atol=1e-7)
         assert not np.allclose(jax.tree.leaves(after)[0], jax.tree.leaves(
             variables["batch_stats"])[0])
@@ -115,7 +116,7 @@ def test_one_training_step_updates_the_variables_as_linen_does(name):
     shape = models.input_shape(name, **options)
     model = _perturbed(models.create(name, num_classes=7, api="nnx", rngs=nnx.Rngs(0),
                                      **options), 3)
-    variables = model.linen_variables()
+    variables = to_linen(model)
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.standard_normal((8, *shape)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, 7, 8))
@@ -140,8 +141,8 @@ def test_one_training_step_updates_the_variables_as_linen_does(name):
     expected_loss, expected = jax.jit(
         lambda v, x, y: _sgd_step_linen(linen, v, x, y, key, tx))(variables, x, labels)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
-    _assert_trees_close(model.linen_variables(), expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(jax.tree.leaves(model.linen_variables()["params"])[0],
+    _assert_trees_close(to_linen(model), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(jax.tree.leaves(to_linen(model)["params"])[0],
                            jax.tree.leaves(variables["params"])[0])
 
 
