@@ -55,13 +55,39 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_fits(where: str, name: str, stored: tuple[int, ...], shape: tuple[int, ...],
+               x: Array, unit: str = "channels") -> None:
+    """Raise ``ValueError`` when a layer's stored variable ``name`` (shape ``stored``) is not
+    the ``shape`` that the input ``x`` and the layer's settings need; ``where`` names the
+    layer. Both front ends (Linen's :func:`checked_param`, the NNX layers' calls) raise this.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> check_fits("dense", "kernel", (3, 2), (4, 2), jnp.ones((1, 4)), unit="features")
+        Traceback (most recent call last):
+        ...
+        ValueError: `x` with shape (1, 4) (4 features on the last axis) does not fit ...
+    """
+    stored, shape = tuple(stored), tuple(shape)
+    if stored != shape:
+        raise ValueError(
+            f"`x` with shape {tuple(np.shape(x))} ({np.shape(x)[-1]} {unit} on the last "
+            f"axis) does not fit layer '{where}': its `{name}` was initialised with shape "
+            f"{stored}, but this input and the layer's settings need {shape}. Pass "
+            f"`x` shaped as at init (same channels; for layers after a flatten, the same "
+            f"image size) to the model built as at init, or call `model.init` again with "
+            f"the new input shape.")
+
+
 def checked_param(module: nn.Module, name: str, init: Initializer, shape: tuple[int, ...],
-                  dtype: Dtype, x: Array, unit: str = "channels") -> Array:
+                  dtype: Dtype, x: Array, unit: str = "channels",
+                  collection: str = "params") -> Array:
     """``module.param(name, init, shape, dtype)``, first checking a stored value against ``x``.
 
     ``shape`` is what ``x`` implies. Variables initialised for another input (say RGB weights
     fed a greyscale image) would otherwise stop in Flax's ``ScopeParamShapeError``, which names
-    the parameter but neither the input nor the fix.
+    the parameter but neither the input nor the fix. Another ``collection`` (``batch_stats``)
+    is declared with ``module.variable`` and ``init(None, shape, dtype)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -72,27 +98,33 @@ def checked_param(module: nn.Module, name: str, init: Initializer, shape: tuple[
         ...
         ValueError: `x` with shape (1, 4) (4 features on the last axis) does not fit ...
     """
-    if module.has_variable("params", name):
-        stored = tuple(np.shape(module.get_variable("params", name)))
-        if stored != tuple(shape):
-            where = "/".join(module.scope.path) or type(module).__name__
-            raise ValueError(
-                f"`x` with shape {tuple(np.shape(x))} ({np.shape(x)[-1]} {unit} on the last "
-                f"axis) does not fit layer '{where}': its `{name}` was initialised with shape "
-                f"{stored}, but this input and the layer's settings need {tuple(shape)}. Pass "
-                f"`x` shaped as at init (same channels; for layers after a flatten, the same "
-                f"image size) to the model built as at init, or call `model.init` again with "
-                f"the new input shape.")
-    return module.param(name, init, shape, dtype)
+    if module.has_variable(collection, name):
+        check_fits("/".join(module.scope.path) or type(module).__name__, name,
+                   np.shape(module.get_variable(collection, name)), shape, x, unit)
+    if collection == "params":
+        return module.param(name, init, shape, dtype)
+    return module.variable(collection, name, init, None, shape, dtype).value
 
 
-def bias_param(module: nn.Module, shape: tuple[int, ...], x: Array,
-               unit: str = "channels") -> Array | None:
-    """The module's ``bias`` parameter of ``shape`` (checked against ``x`` as in
-    :func:`checked_param`), or None when ``module.use_bias`` is off."""
-    if not module.use_bias:
-        return None
-    return checked_param(module, "bias", module.bias_init, shape, module.param_dtype, x, unit)
+def declare(module: nn.Module, variables: Sequence[Any], x: Array,
+            unit: str = "channels") -> dict[str, Array]:
+    """Declare the variables a layer needs for ``x`` (rows of
+    :func:`jaxcnn._layer_specs.conv_vars` and co.), each checked with :func:`checked_param`;
+    returns their values by name.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxcnn import _layer_specs as S
+        >>> from jaxcnn.layers import Dense
+        >>> class Probe(Dense):
+        ...     @nn.compact
+        ...     def __call__(self, x):
+        ...         return {k: v.shape for k, v in declare(self, S.dense_vars(self, x), x).items()}
+        >>> Probe(2).init_with_output(jax.random.key(0), jnp.ones((1, 3)))[0]
+        {'kernel': (3, 2), 'bias': (2,)}
+    """
+    return {v.name: checked_param(module, v.name, v.init, v.shape, v.dtype, x, unit,
+                                  v.collection) for v in variables}
 
 
 def dropout_key(module: nn.Module, train: bool, needed: bool = True) -> Array | None:

@@ -8,24 +8,14 @@ Flax (``kernel`` HWIO ``(*window, C_in // groups, C_out)``, ``bias``) or, for
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn import functional as F
-from jaxcnn.functional.shapes import Padding, conv_output_size, resolve_padding, spatial_params
-from jaxcnn.layers._utils import (
-    Array,
-    Dtype,
-    Initializer,
-    bias_param,
-    checked_param,
-    positive_int,
-    promote,
-    window_shape,
-)
+from jaxcnn import _layer_specs as S
+from jaxcnn.functional.shapes import Padding
+from jaxcnn.layers._utils import Array, Dtype, Initializer, declare
 
 __all__ = ["Conv", "ConvTranspose", "DepthwiseConv", "LocalConv", "SeparableConv"]
 
@@ -85,15 +75,7 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        window = window_shape(self.kernel_size, x)
-        groups = positive_int(self.groups, "groups")
-        features = positive_int(self.features, "features")
-        kernel = checked_param(self, "kernel", self.kernel_init,
-                               (*window, x.shape[-1] // groups, features), self.param_dtype, x)
-        bias = bias_param(self, (features,), x)
-        x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
-        return F.conv(x, kernel, bias, stride=self.strides, padding=self.padding,
-                      dilation=self.dilation, groups=groups)
+        return S.conv_call(self, x, declare(self, S.conv_vars(self, x), x))
 
 
 class ConvTranspose(nn.Module):
@@ -147,14 +129,7 @@ class ConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        window = window_shape(self.kernel_size, x)
-        features = positive_int(self.features, "features")
-        kernel = checked_param(self, "kernel", self.kernel_init,
-                               (*window, x.shape[-1], features), self.param_dtype, x)
-        bias = bias_param(self, (features,), x)
-        x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
-        return F.conv_transpose(x, kernel, bias, stride=self.strides, padding=self.padding,
-                                dilation=self.dilation, output_padding=self.output_padding)
+        return S.conv_transpose_call(self, x, declare(self, S.conv_transpose_vars(self, x), x))
 
 
 class DepthwiseConv(nn.Module):
@@ -206,14 +181,7 @@ class DepthwiseConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        window = window_shape(self.kernel_size, x)
-        out = x.shape[-1] * positive_int(self.depth_multiplier, "depth_multiplier")
-        kernel = checked_param(self, "kernel", self.kernel_init, (*window, 1, out),
-                               self.param_dtype, x)
-        bias = bias_param(self, (out,), x)
-        x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
-        return F.depthwise_conv(x, kernel, bias, stride=self.strides, padding=self.padding,
-                                dilation=self.dilation)
+        return S.depthwise_conv_call(self, x, declare(self, S.depthwise_conv_vars(self, x), x))
 
 
 class SeparableConv(nn.Module):
@@ -266,17 +234,7 @@ class SeparableConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        window = window_shape(self.kernel_size, x)
-        mid = x.shape[-1] * positive_int(self.depth_multiplier, "depth_multiplier")
-        features = positive_int(self.features, "features")
-        depthwise = checked_param(self, "depthwise_kernel", self.kernel_init, (*window, 1, mid),
-                                  self.param_dtype, x)
-        pointwise = checked_param(self, "pointwise_kernel", self.kernel_init,
-                                  (1,) * len(window) + (mid, features), self.param_dtype, x)
-        bias = bias_param(self, (features,), x)
-        x, depthwise, pointwise, bias = promote(x, depthwise, pointwise, bias, dtype=self.dtype)
-        return F.separable_conv(x, depthwise, pointwise, bias, stride=self.strides,
-                                padding=self.padding, dilation=self.dilation)
+        return S.separable_conv_call(self, x, declare(self, S.separable_conv_vars(self, x), x))
 
 
 class LocalConv(nn.Module):
@@ -329,20 +287,4 @@ class LocalConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        window = window_shape(self.kernel_size, x)
-        n = len(window)
-        strides, dilations = spatial_params(self.strides, self.dilation, n)
-        pads = resolve_padding(self.padding, x.shape[1:-1], window, strides, dilations)
-        out_spatial = tuple(conv_output_size(*args) for args in
-                            zip(x.shape[1:-1], window, strides, pads, dilations, strict=True))
-        features = positive_int(self.features, "features")
-        kernel_init = self.kernel_init
-        if kernel_init is None:
-            kernel_init = nn.initializers.lecun_normal(batch_axis=tuple(range(n)))
-        kernel = checked_param(self, "kernel", kernel_init,
-                               (*out_spatial, math.prod(window) * x.shape[-1], features),
-                               self.param_dtype, x)
-        bias = bias_param(self, (*out_spatial, features), x)
-        x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
-        return F.local_conv(x, kernel, bias, window=window, stride=strides, padding=pads,
-                            dilation=dilations)
+        return S.local_conv_call(self, x, declare(self, S.local_conv_vars(self, x), x))

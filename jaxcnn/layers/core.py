@@ -12,17 +12,9 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxcnn import _layer_specs as S
 from jaxcnn import functional as F
-from jaxcnn.layers._utils import (
-    Array,
-    Dtype,
-    Initializer,
-    bias_param,
-    checked_param,
-    dropout_key,
-    positive_int,
-    promote,
-)
+from jaxcnn.layers._utils import Array, Dtype, Initializer, declare, dropout_key, positive_int
 
 __all__ = [
     "ACTIVATIONS",
@@ -154,15 +146,7 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        if jnp.ndim(x) < 1:
-            raise ValueError(f"`x` must have a feature axis (..., in_features), got shape "
-                             f"{jnp.shape(x)}.")
-        features = positive_int(self.features, "features")
-        kernel = checked_param(self, "kernel", self.kernel_init, (x.shape[-1], features),
-                               self.param_dtype, x, unit="features")
-        bias = bias_param(self, (features,), x, unit="features")
-        x, kernel, bias = promote(x, kernel, bias, dtype=self.dtype)
-        return F.dense(x, kernel, bias)
+        return S.dense_call(self, x, declare(self, S.dense_vars(self, x), x, unit="features"))
 
 
 class Maxout(nn.Module):
@@ -232,8 +216,7 @@ class Dropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = dropout_key(self, train, self.rate > 0)
-        return F.dropout(x, self.rate, key, train)
+        return S.dropout_call(self, x, dropout_key(self, train, self.rate > 0), train)
 
 
 class SpatialDropout(nn.Module):
@@ -258,5 +241,4 @@ class SpatialDropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = dropout_key(self, train, self.rate > 0)
-        return F.spatial_dropout(x, self.rate, key, train)
+        return S.spatial_dropout_call(self, x, dropout_key(self, train, self.rate > 0), train)

@@ -13,9 +13,8 @@ from collections.abc import Hashable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn import functional as F
-from jaxcnn.functional._checks import check_float, check_rank
-from jaxcnn.layers._utils import Array, Dtype, Initializer, bias_param, checked_param
+from jaxcnn import _layer_specs as S
+from jaxcnn.layers._utils import Array, Dtype, Initializer, declare
 
 __all__ = [
     "BatchNorm",
@@ -25,21 +24,6 @@ __all__ = [
     "LocalContrastNorm",
     "LocalResponseNorm",
 ]
-
-
-def _affine_params(module: nn.Module, x: Array) -> tuple[Array | None, Array | None]:
-    """Per-channel ``scale`` and ``bias`` of ``module`` (None where switched off)."""
-    check_rank(x, "x", (2, 3, 4, 5), "(N, *spatial, C)")
-    check_float(x, "x")
-    shape = (x.shape[-1],)
-    scale = (checked_param(module, "scale", module.scale_init, shape, module.param_dtype, x)
-             if module.use_scale else None)
-    return scale, bias_param(module, shape, x)
-
-
-def _cast(x: Array, dtype: Dtype | None) -> Array:
-    # Statistics are float32 inside F whatever the input dtype; ``dtype`` only sets the output.
-    return x if dtype is None else x.astype(dtype)
 
 
 class BatchNorm(nn.Module):
@@ -97,18 +81,12 @@ class BatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        scale, bias = _affine_params(self, x)
-        shape = (x.shape[-1],)
-        mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
-        var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
+        v = declare(self, S.batch_norm_vars(self, x), x)
         initializing = self.is_initializing()
-        y, (new_mean, new_var) = F.batch_norm(
-            _cast(x, self.dtype), scale, bias, mean.value, var.value, train=train,
-            momentum=self.momentum, eps=self.epsilon,
-            axis_name=None if initializing else self.axis_name,
-            axis_index_groups=None if initializing else self.axis_index_groups)
+        y, (mean, var) = S.batch_norm_call(self, x, v, train=train, pool=not initializing)
         if train and not initializing:
-            mean.value, var.value = new_mean, new_var
+            self.put_variable("batch_stats", "mean", mean)
+            self.put_variable("batch_stats", "var", var)
         return y
 
 
@@ -150,8 +128,7 @@ class LayerNorm(nn.Module):
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
         del train  # same behaviour in training and evaluation
-        scale, bias = _affine_params(self, x)
-        return F.layer_norm(_cast(x, self.dtype), scale, bias, eps=self.epsilon, axes=self.axes)
+        return S.layer_norm_call(self, x, declare(self, S.norm_vars(self, x), x))
 
 
 class GroupNorm(nn.Module):
@@ -191,9 +168,7 @@ class GroupNorm(nn.Module):
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
         del train  # same behaviour in training and evaluation
-        scale, bias = _affine_params(self, x)
-        return F.group_norm(_cast(x, self.dtype), scale, bias, num_groups=self.num_groups,
-                            eps=self.epsilon)
+        return S.group_norm_call(self, x, declare(self, S.norm_vars(self, x), x))
 
 
 class InstanceNorm(nn.Module):
@@ -231,8 +206,7 @@ class InstanceNorm(nn.Module):
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
         del train  # same behaviour in training and evaluation
-        scale, bias = _affine_params(self, x)
-        return F.instance_norm(_cast(x, self.dtype), scale, bias, eps=self.epsilon)
+        return S.instance_norm_call(self, x, declare(self, S.norm_vars(self, x), x))
 
 
 class LocalResponseNorm(nn.Module):
@@ -263,7 +237,7 @@ class LocalResponseNorm(nn.Module):
 
     def __call__(self, x: Array, train: bool = False) -> Array:
         del train  # same behaviour in training and evaluation
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        return S.local_response_norm_call(self, x)
 
 
 class LocalContrastNorm(nn.Module):
@@ -293,4 +267,4 @@ class LocalContrastNorm(nn.Module):
 
     def __call__(self, x: Array, train: bool = False) -> Array:
         del train  # same behaviour in training and evaluation
-        return F.local_contrast_norm(x, self.window, self.sigma, self.eps)
+        return S.local_contrast_norm_call(self, x)

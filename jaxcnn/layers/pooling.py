@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 
-from jaxcnn import functional as F
+from jaxcnn import _layer_specs as S
 from jaxcnn.functional.shapes import Padding
 from jaxcnn.layers._utils import Array, dropout_key
 
@@ -58,8 +58,7 @@ class MaxPool(nn.Module):
     ceil_mode: bool = False
 
     def __call__(self, x: Array) -> Array:
-        return F.max_pool(x, self.window, self.strides, self.padding, self.dilation,
-                          self.ceil_mode)
+        return S.max_pool_call(self, x)
 
 
 class AvgPool(nn.Module):
@@ -91,8 +90,7 @@ class AvgPool(nn.Module):
     ceil_mode: bool = False
 
     def __call__(self, x: Array) -> Array:
-        return F.avg_pool(x, self.window, self.strides, self.padding, self.count_include_pad,
-                          self.ceil_mode)
+        return S.avg_pool_call(self, x)
 
 
 class LPPool(nn.Module):
@@ -119,7 +117,7 @@ class LPPool(nn.Module):
     padding: Padding = "VALID"
 
     def __call__(self, x: Array) -> Array:
-        return F.lp_pool(x, self.p, self.window, self.strides, self.padding)
+        return S.lp_pool_call(self, x)
 
 
 class GlobalAvgPool(nn.Module):
@@ -139,7 +137,7 @@ class GlobalAvgPool(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x: Array) -> Array:
-        return F.global_avg_pool(x, self.keepdims)
+        return S.global_avg_pool_call(self, x)
 
 
 class GlobalMaxPool(nn.Module):
@@ -159,7 +157,7 @@ class GlobalMaxPool(nn.Module):
     keepdims: bool = False
 
     def __call__(self, x: Array) -> Array:
-        return F.global_max_pool(x, self.keepdims)
+        return S.global_max_pool_call(self, x)
 
 
 class AdaptiveAvgPool(nn.Module):
@@ -181,7 +179,7 @@ class AdaptiveAvgPool(nn.Module):
     output_size: int | Sequence[int | None]
 
     def __call__(self, x: Array) -> Array:
-        return F.adaptive_avg_pool(x, self.output_size)
+        return S.adaptive_avg_pool_call(self, x)
 
 
 class AdaptiveMaxPool(nn.Module):
@@ -202,7 +200,7 @@ class AdaptiveMaxPool(nn.Module):
     output_size: int | Sequence[int | None]
 
     def __call__(self, x: Array) -> Array:
-        return F.adaptive_max_pool(x, self.output_size)
+        return S.adaptive_max_pool_call(self, x)
 
 
 class SpatialPyramidPool(nn.Module):
@@ -225,7 +223,7 @@ class SpatialPyramidPool(nn.Module):
     kind: str = "max"
 
     def __call__(self, x: Array) -> Array:
-        return F.spatial_pyramid_pool(x, self.levels, self.kind)
+        return S.spatial_pyramid_pool_call(self, x)
 
 
 class StochasticPool(nn.Module):
@@ -255,5 +253,4 @@ class StochasticPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        key = dropout_key(self, train)
-        return F.stochastic_pool(x, key, self.window, self.strides, train=train)
+        return S.stochastic_pool_call(self, x, dropout_key(self, train), train)
