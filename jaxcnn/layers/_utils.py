@@ -55,11 +55,17 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+_REFIT = ("Pass `x` shaped as at init (same channels; for layers after a flatten, the same "
+          "image size) to the model built as at init, or call `model.init` again with the new "
+          "input shape.")
+
+
 def check_fits(where: str, name: str, stored: tuple[int, ...], shape: tuple[int, ...],
-               x: Array, unit: str = "channels") -> None:
+               x: Array, unit: str = "channels", fix: str = _REFIT) -> None:
     """Raise ``ValueError`` when a layer's stored variable ``name`` (shape ``stored``) is not
     the ``shape`` that the input ``x`` and the layer's settings need; ``where`` names the
-    layer. Both front ends (Linen's :func:`checked_param`, the NNX layers' calls) raise this.
+    layer and ``fix`` says what to do. Both front ends (Linen's :func:`checked_param`, the NNX
+    layers' calls) raise this.
 
     Example:
         >>> import jax.numpy as jnp
@@ -73,10 +79,7 @@ def check_fits(where: str, name: str, stored: tuple[int, ...], shape: tuple[int,
         raise ValueError(
             f"`x` with shape {tuple(np.shape(x))} ({np.shape(x)[-1]} {unit} on the last "
             f"axis) does not fit layer '{where}': its `{name}` was initialised with shape "
-            f"{stored}, but this input and the layer's settings need {shape}. Pass "
-            f"`x` shaped as at init (same channels; for layers after a flatten, the same "
-            f"image size) to the model built as at init, or call `model.init` again with "
-            f"the new input shape.")
+            f"{stored}, but this input and the layer's settings need {shape}. {fix}")
 
 
 def checked_param(module: nn.Module, name: str, init: Initializer, shape: tuple[int, ...],

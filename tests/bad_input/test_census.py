@@ -14,12 +14,13 @@ from tests.bad_input import (
     test_layers,
     test_models,
     test_nnx,
+    test_nnx_layers,
     test_training,
 )
 from tests.bad_input._census import public_names
 
 ALL = (test_functional.CASES + test_layers.CASES + test_models.CASES + test_data.CASES
-       + test_training.CASES + test_nnx.CASES)
+       + test_training.CASES + test_nnx.CASES + test_nnx_layers.CASES)
 
 # Public names with no bad-input row, and why none is needed.
 EXEMPT = {
