@@ -54,8 +54,9 @@ def _captured_paths(model: nn.Module, variables: Mapping, x: Array, train: bool,
     return [p.removesuffix("/" + _CALL) for p in paths if p.endswith("/" + _CALL)]
 
 
-def intermediates(model: nn.Module, variables: Mapping, x: Array, names: str | Iterable[str],
-                  *, train: bool = False, rngs: Mapping | None = None) -> dict[str, Array]:
+def intermediates(model: Any, variables: Mapping | None, x: Array,
+                  names: str | Iterable[str], *, train: bool = False,
+                  rngs: Mapping | None = None) -> dict[str, Array]:
     """Outputs of the named submodules of ``model`` on ``x``: a feature extractor.
 
     ``intermediates(model, variables, x, ["block4_pool"])["block4_pool"]`` is Keras'
@@ -66,8 +67,10 @@ def intermediates(model: nn.Module, variables: Mapping, x: Array, names: str | I
     ``jax.jit`` (with ``names`` fixed) to compile it.
 
     Args:
-        model: a Flax linen module (e.g. from ``jaxcnn.models.create``).
-        variables: its variables, as returned by ``model.init``.
+        model: a Flax linen module (e.g. from ``jaxcnn.models.create``), or an NNX zoo model
+            (``models.create(..., api="nnx")``; paths are the same).
+        variables: its variables, as returned by ``model.init``; for an NNX model ``None``
+            (its own variables) or a Linen tree to use instead.
         x: the input batch.
         names: one path or a sequence of paths.
         train: forwarded to ``model`` when its ``__call__`` takes ``train``; in training mode
@@ -102,6 +105,16 @@ def intermediates(model: nn.Module, variables: Mapping, x: Array, names: str | I
         ...
         ValueError: unknown layer name(s) ['block1_pol']. Did you mean 'block1_pool'...
     """
+    if not isinstance(model, nn.Module):
+        from jaxcnn.nnx import ZooModel, to_linen
+
+        if not isinstance(model, ZooModel):
+            raise TypeError(f"`model` must be a Flax linen module or a jaxcnn NNX zoo model "
+                            f"(jaxcnn.models.create(name, api='nnx', ...)), got "
+                            f"{type(model).__name__}.")
+        # The NNX model runs its Linen architecture: capture there, on its variables.
+        variables = to_linen(model) if variables is None else variables
+        model = model.module
     wanted = [names] if isinstance(names, str) else list(names)
     wanted_set = set(wanted)
 

@@ -153,3 +153,20 @@ def test_every_registered_model_has_the_linen_variable_tree(name):
                                                  rngs=nnx.Rngs(0)))
     assert _nnx_tree(model) == _linen_tree(name, models.input_shape(name))
 
+
+
+def test_intermediates_of_an_nnx_model_are_the_linen_feature_maps():
+    from jaxcnn import intermediates
+
+    options = SMALL["resnet18"]
+    model = _perturbed(models.create("resnet18", num_classes=7, api="nnx", rngs=nnx.Rngs(0),
+                                     **options), 7)
+    x = jnp.asarray(np.random.default_rng(8).standard_normal((2, 32, 32, 3)), jnp.float32)
+    names = ["stem_conv", "stage2_block1/conv1"]
+    got = intermediates(model, None, x, names)
+    linen = models.create("resnet18", num_classes=7, **options)
+    expected = intermediates(linen, to_linen(model), x, names)
+    assert [v.shape for v in got.values()] == [(2, 32, 32, 4), (2, 16, 16, 8)]
+    _assert_trees_close(got, expected, rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"`model` must be a Flax linen module or a jaxcnn NNX"):
+        intermediates(nnx.Linear(2, 3, rngs=nnx.Rngs(0)), None, x, names)
