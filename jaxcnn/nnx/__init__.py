@@ -7,9 +7,11 @@ initialisers as the Linen layer (``nnx.Param`` / ``nnx.BatchStat``), the same
 :mod:`jaxcnn.functional` call, and ``model.train()`` / ``model.eval()`` switching BatchNorm and
 dropout as Flax NNX's own layers. :class:`ZooModel` holds a registered model's variables at the
 Linen module's paths and runs the one architecture definition (see :mod:`jaxcnn.nnx._zoo`);
-:func:`from_linen` / :func:`to_linen` move weights between the two front ends.
+:func:`from_linen` / :func:`to_linen` move weights between the two front ends, and
+:func:`build_layer` builds a Linen layer's NNX twin from its configuration.
 """
 
+from jaxcnn.nnx._build import build_layer
 from jaxcnn.nnx._zoo import ZooModel, register_native
 from jaxcnn.nnx.conv import *  # noqa: F403
 from jaxcnn.nnx.convert import from_linen, to_linen
@@ -25,5 +27,5 @@ __all__ = [
     "LocalResponseNorm", "AdaptiveAvgPool", "AdaptiveMaxPool", "AvgPool",  # noqa: F405
     "GlobalAvgPool", "GlobalMaxPool", "LPPool", "MaxPool", "SpatialPyramidPool",  # noqa: F405
     "StochasticPool",  # noqa: F405
-    "ZooModel", "from_linen", "register_native", "to_linen",
+    "ZooModel", "build_layer", "from_linen", "register_native", "to_linen",
 ]

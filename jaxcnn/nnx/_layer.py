@@ -69,6 +69,9 @@ class Layer(nnx.Module):
         for v in variables(self, x):
             key = rngs.params() if v.collection == "params" else None
             setattr(self, v.name, _KINDS[v.collection](v.init(key, v.shape, v.dtype)))
+        for flag, name in (("use_bias", "bias"), ("use_scale", "scale")):
+            if getattr(self, flag, True) is False:  # switched off: None, as in flax.nnx
+                setattr(self, name, nnx.data(None))
 
     def _values(self, variables: Callable[[Any, Any], Sequence[Var]], x: Array,
                 unit: str = "channels") -> dict[str, Array]:
@@ -100,6 +103,11 @@ class Random(nnx.Module):
         else:
             raise TypeError(f"`rngs` must be an nnx.Rngs, an nnx.RngStream or None, got "
                             f"{type(rngs).__name__}.")
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """``nnx.view(model, deterministic=...)`` support, as ``flax.nnx.Dropout``."""
+        if deterministic is not None:
+            self.deterministic = deterministic
 
     def _key(self, deterministic: bool | None, rngs: Any, needed: bool = True
              ) -> tuple[bool, Array | None]:

@@ -80,6 +80,11 @@ class BatchNorm(Layer):
             self.mean[...], self.var[...] = mean, var
         return y
 
+    def set_view(self, use_running_average: bool | None = None) -> None:
+        """``nnx.view(model, use_running_average=...)`` support, as ``flax.nnx.BatchNorm``."""
+        if use_running_average is not None:
+            self.use_running_average = use_running_average
+
 
 class _Norm(Layer):
     """LayerNorm, GroupNorm and InstanceNorm: per-channel ``scale`` and ``bias``, one call.

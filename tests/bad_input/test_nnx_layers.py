@@ -8,6 +8,7 @@ must name ``x``, the stored variable and the fix (the Linen layers' "does not fi
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -210,7 +211,13 @@ CONVERT = [
          r"params/kernel: `variables` has shape \(3, 3, 4, 4\), the NNX model \(3, 3, 3, 4\)"),
 ]
 
-CASES = CONV + CORE + NORMALIZATION + POOLING + CONVERT
+BUILD = [
+    Case("nnx.build_layer", "a flax.linen layer", lambda: N.build_layer(
+        nn.Dense(4), (1, 3), rngs=_rngs()), TypeError,
+         r"`module` must be a jaxcnn.layers layer \(one of .*\), got flax.linen.*Dense"),
+]
+
+CASES = CONV + CORE + NORMALIZATION + POOLING + CONVERT + BUILD
 
 
 @pytest.mark.parametrize("case", params(CASES))

@@ -117,6 +117,8 @@ def test_nnx_layer_equals_linen(name):
     variables = random_variables(linen, x, seed=2)
     layer = build()
     assert _spec(to_linen(layer)) == _spec(variables)  # names, shapes and dtypes
+    # the same layer, built from the Linen layer's configuration
+    assert _spec(to_linen(N.build_layer(linen, shape, rngs=nnx.Rngs(1)))) == _spec(variables)
     assert from_linen(layer, variables) is layer
     jax.tree.map(np.testing.assert_array_equal, to_linen(layer), variables)
 
@@ -139,6 +141,7 @@ def test_random_layers_sample_in_training_only(name):
     x = jnp.abs(randn(IMG, seed=3)) + 0.1
     layer = build(nnx.Rngs(dropout=5))
     assert to_linen(layer) == {}
+    assert type(N.build_layer(linen, IMG, rngs=nnx.Rngs(0))) is type(layer)
     first, second = layer(x), layer(x)  # training (the default), the stream moves on
     assert not np.array_equal(first, second)
     key = jax.random.key(7)
