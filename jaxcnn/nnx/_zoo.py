@@ -167,7 +167,9 @@ class ZooModel(nnx.Module):
             return next_fun(*args, **kwargs)
 
         with nn.intercept_methods(record):
-            jax.eval_shape(_init_linen, module, jax.random.key(0), sample)
+            # The module is closed over, not an argument: eval_shape would trace it.
+            jax.eval_shape(lambda key, x: _init_linen(module, key, x), jax.random.key(0),
+                           sample)
         # Nested natives (a registered layer inside another) are answered by the outer one.
         paths = [p for p in seen if not any(p[:len(q)] == q and p != q for q in seen)]
         return {p: _NATIVE[type(seen[p][0])][0](seen[p][0], seen[p][1], rngs) for p in paths}

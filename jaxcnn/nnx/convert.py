@@ -44,7 +44,7 @@ def _unflatten(flat: dict[tuple[str, ...], Any]) -> dict:
 def _variables(module: nnx.Module, kind: type) -> dict[tuple[str, ...], nnx.Variable]:
     # nnx.state hands back the module's own Variable objects: setting one sets the module's.
     return {tuple(str(k) for k in path): var
-            for path, var in nnx.state(module, kind).flat_state()}
+            for path, var in nnx.to_flat_state(nnx.state(module, kind))}
 
 
 def _check_module(module: Any) -> None:
@@ -72,7 +72,8 @@ def to_linen(module: nnx.Module) -> dict[str, dict]:
     _check_module(module)
     out = {}
     for collection, kind in _KINDS.items():
-        flat = {path: var[...] for path, var in _variables(module, kind).items()}
+        # get_value: also abstract values, for a model built under nnx.eval_shape
+        flat = {path: var.get_value() for path, var in _variables(module, kind).items()}
         if flat:
             out[collection] = _unflatten(flat)
     return out

@@ -53,7 +53,7 @@ def _perturbed(model, seed):
     identity statistics would hide a mix-up)."""
     rng = np.random.default_rng(seed)
     for kind in (nnx.Param, nnx.BatchStat):
-        for _, var in nnx.state(model, kind).flat_state():
+        for _, var in nnx.to_flat_state(nnx.state(model, kind)):
             shape = var.value.shape
             noise = rng.standard_normal(shape).astype(np.float32) * 0.1
             var[...] = var[...] + (jnp.abs(noise) if kind is nnx.BatchStat else noise)
