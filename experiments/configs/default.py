@@ -44,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.dtype = "float32"         # float32 | bfloat16 (compute; parameters stay float32)
     # Parallelism: none | pmap | mesh.
     config.parallel = "none"
+    # Front end: linen | nnx (the model as an nnx.Module, updated by nnx.Optimizer; the same
+    # initial weights, steps and checkpoints; see jaxcnn.training.nnx_state).
+    config.api = "linen"
     # Bookkeeping.
     config.seed = 0
     config.log_every_steps = 20

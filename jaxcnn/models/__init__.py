@@ -16,6 +16,6 @@ from jaxcnn.models import (  # noqa: F401
     vgg,
     xception,
 )
-from jaxcnn.models.registry import create, has_batch_norm, input_shape, list_models, register
+from jaxcnn.models.registry import APIS, create, has_batch_norm, input_shape, list_models, register
 
-__all__ = ["create", "has_batch_norm", "input_shape", "list_models", "register"]
+__all__ = ["APIS", "create", "has_batch_norm", "input_shape", "list_models", "register"]

@@ -63,6 +63,23 @@ def register_native(linen_cls: type, build: Callable, call: Callable) -> None:
     _NATIVE[linen_cls] = (build, call)
 
 
+def _check_tree(expected: dict, given: dict, name: str) -> None:
+    """Every path of ``expected`` in ``given`` with its shape, and nothing else."""
+    want = {(c, *p): v.shape for c in expected for p, v in _flatten(dict(expected[c])).items()}
+    have = {(c, *p): jnp.shape(v) for c in given for p, v in _flatten(dict(given[c])).items()}
+    for path in sorted(set(want) | set(have)):
+        where = "/".join(path)
+        if path not in have:
+            raise ValueError(f"`variables` has no {where} (shape {want[path]}), which {name} "
+                             f"needs.")
+        if path not in want:
+            raise ValueError(f"`variables` has {where} (shape {have[path]}), which {name} "
+                             f"does not have.")
+        if tuple(have[path]) != tuple(want[path]):
+            raise ValueError(f"{where}: `variables` has shape {tuple(have[path])}, {name} "
+                             f"{tuple(want[path])}.")
+
+
 class _Node(nnx.Module):
     """The submodules and variables under one component of a Linen path."""
 
@@ -83,6 +100,9 @@ class ZooModel(nnx.Module):
         rngs: ``nnx.Rngs`` with a ``params`` stream (initialisation) and optionally a
             ``dropout`` stream (default: the ``default`` stream).
         dtype: dtype of the sample input; default float32.
+        variables: a Linen ``{"params", "batch_stats"}`` tree of ``module`` to hold instead of
+            a fresh initialisation (as :func:`jaxcnn.nnx.from_linen` would load it, without
+            initialising first).
 
     Example:
         >>> import jax.numpy as jnp
@@ -98,7 +118,7 @@ class ZooModel(nnx.Module):
     """
 
     def __init__(self, module: nn.Module, input_shape: tuple[int, ...], *, rngs: nnx.Rngs,
-                 dtype: Any = jnp.float32):
+                 dtype: Any = jnp.float32, variables: dict | None = None):
         if not isinstance(module, nn.Module):
             raise TypeError(f"`module` must be a Linen module (jaxcnn.models.create(name)), "
                             f"got {type(module).__name__}.")
@@ -110,7 +130,13 @@ class ZooModel(nnx.Module):
         self.deterministic = False
         self.use_running_average = False
         sample = jnp.zeros((1, *self.input_shape), dtype)
-        variables = jax.jit(_init_linen, static_argnums=0)(module, rngs.params(), sample)
+        if variables is None:
+            variables = jax.jit(_init_linen, static_argnums=0)(module, rngs.params(), sample)
+        else:  # checked as from_linen checks: every path and shape, before anything is held
+            expected = jax.eval_shape(lambda key, x: _init_linen(module, key, x),
+                                      jax.random.key(0), sample)
+            variables = {k: v for k, v in dict(variables).items() if v}
+            _check_tree(expected, variables, type(module).__name__)
         natives = self._native_layers(module, sample, rngs)
         self.native_paths = nnx.static(tuple(sorted(natives)))
         for path, layer in natives.items():

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "nonfinite": "stop",
     "dtype": "float32",
     "parallel": "none",
+    "api": "linen",                  # linen | nnx: the front end the model is trained with
     "seed": 0,
     "log_every_steps": 50,
     "eval_every_steps": 0,           # 0: once per epoch

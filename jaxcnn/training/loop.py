@@ -72,6 +72,23 @@ def _build_model(config: Any, num_classes: int, parallel: str):
     return model
 
 
+def _as_nnx(state, model, image_shape: tuple[int, ...], seed: int):
+    """The NNX train state of ``model`` starting from ``state``'s variables and key.
+
+    The same initial weights as the Linen run of this config (so the two front ends can be
+    compared run for run); the model is an ``nnx.Module`` updated by ``nnx.Optimizer``.
+    """
+    from flax import nnx
+
+    from jaxcnn.nnx import ZooModel
+    from jaxcnn.training.nnx_state import create_nnx_train_state
+
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    nnx_model = ZooModel(model, image_shape, rngs=nnx.Rngs(params=seed, dropout=seed),
+                         variables=variables)
+    return create_nnx_train_state(nnx_model, state.tx, state.rng)
+
+
 @jax.jit
 def _track_nonfinite(first: jax.Array, metrics: dict[str, jax.Array], step: int) -> jax.Array:
     """``first`` = (step, kind) of the first non-finite step so far; kind 1 loss, 2 grads.
@@ -232,9 +249,14 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
                         weight_decay=weight_decay, decoupled_weight_decay=decoupled,
                         clip_norm=_get(config, "grad_clip_norm"),
                         rmsprop_decay=_get(config, "rmsprop_decay"))
+    api = _get(config, "api")
+    if api not in models.APIS:
+        raise ValueError(f"config.api must be one of {models.APIS}, got {api!r}.")
     model = _build_model(config, num_classes, parallel)
     sample = jnp.zeros((1, *train_ds.image_shape), jnp.float32)
     state = create_train_state(model, tx, jax.random.PRNGKey(seed), sample)
+    if api == "nnx":
+        state = _as_nnx(state, model, train_ds.image_shape, seed)
     augment_config = list(_get(config, "augment") or ())
     # Datasets with per-channel statistics (not the synthetic FakeDataset) yield uint8 batches
     # that the step normalises on the device, after augmenting them as [0, 1] pixels.

@@ -51,6 +51,23 @@ class TrainState:
                             batch_stats=batch_stats, opt_state=opt_state)
 
 
+def check_rng(rng: Any) -> jax.Array:
+    """``rng`` as a raw ``uint32[2]`` key (what :class:`TrainState` holds), or a ``TypeError``."""
+    dtype = getattr(rng, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jax.dtypes.prng_key)
+                             or (dtype == jnp.uint32 and jnp.shape(rng) == (2,))):
+        raise TypeError(f"`rng` must be one PRNG key, `jax.random.PRNGKey(seed)` or "
+                        f"`jax.random.key(seed)`, got {rng!r}.")
+    return jax.random.key_data(rng) if jnp.issubdtype(dtype, jax.dtypes.prng_key) else rng
+
+
+def check_tx(tx: Any) -> None:
+    """A ``TypeError`` unless ``tx`` is an Optax ``GradientTransformation``."""
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"`tx` must be an optax GradientTransformation, e.g. "
+                        f"`optax.sgd(0.1)` or `jaxcnn.training.make_optimizer(...)`, got {tx!r}.")
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _init_variables(model: nn.Module, key: jax.Array, x: jax.Array):
     # Module-level and keyed on the (hashable) module, so building a second state for the
@@ -89,16 +106,8 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
         >>> s.params["Dense_0"]["kernel"].shape, int(s.step)
         ((3, 2), 0)
     """
-    dtype = getattr(rng, "dtype", None)
-    if dtype is None or not (jnp.issubdtype(dtype, jax.dtypes.prng_key)
-                             or (dtype == jnp.uint32 and jnp.shape(rng) == (2,))):
-        raise TypeError(f"`rng` must be one PRNG key, `jax.random.PRNGKey(seed)` or "
-                        f"`jax.random.key(seed)`, got {rng!r}.")
-    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
-        raise TypeError(f"`tx` must be an optax GradientTransformation, e.g. "
-                        f"`optax.sgd(0.1)` or `jaxcnn.training.make_optimizer(...)`, got {tx!r}.")
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        rng = jax.random.key_data(rng)
+    rng = check_rng(rng)
+    check_tx(tx)
     init_rng, train_rng = jax.random.split(rng)
 
     try:

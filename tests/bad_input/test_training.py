@@ -176,7 +176,46 @@ TRAINING = [
        lambda: training.create_train_state(NET, optax.sgd(0.1), jax.random.PRNGKey(0),
                                            X.astype(np.uint8)),
        TypeError, r"`x` must be a floating-point"),
+    _t("create_nnx_train_state", "Linen module",
+       lambda: training.create_nnx_train_state(NET, optax.sgd(0.1), jax.random.PRNGKey(0)),
+       TypeError, r"`model` must be an nnx.Module.*create_train_state"),
+    _t("create_nnx_train_state", "optimizer name instead of tx",
+       lambda: training.create_nnx_train_state(_nnx_linear(), "sgd", jax.random.PRNGKey(0)),
+       TypeError, r"`tx` must be an optax GradientTransformation"),
+    _t("create_nnx_train_state", "seed instead of key",
+       lambda: training.create_nnx_train_state(_nnx_linear(), optax.sgd(0.1), 0), TypeError,
+       r"`rng` must be one PRNG key"),
+    _t("create_nnx_train_state", "a variable that is neither Param nor BatchStat",
+       lambda: training.create_nnx_train_state(_nnx_counting(), optax.sgd(0.1),
+                                               jax.random.PRNGKey(0)),
+       ValueError, r"also has calls \(Variable\)"),
+    _t("merge_model", "a Linen TrainState",
+       lambda: training.merge_model(training.create_train_state(
+           NET, optax.sgd(0.1), jax.random.PRNGKey(0), X)),
+       TypeError, r"`state` must be an NnxTrainState"),
+    _t("NnxTrainState", "built without a model (use create_nnx_train_state)",
+       lambda: training.NnxTrainState(step=0, params={}, batch_stats={}, opt_state={}, rng=0,
+                                      apply_fn=None, tx=None),
+       TypeError, r"graph"),
 ]
+
+
+def _nnx_linear():
+    from flax import nnx
+
+    return nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+
+
+def _nnx_counting():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class Counting(nnx.Module):
+        def __init__(self):
+            self.dense = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+            self.calls = nnx.Variable(jnp.zeros((), jnp.int32))
+
+    return Counting()
 
 
 def _e(name, what, call, exc, match):

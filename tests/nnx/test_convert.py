@@ -85,3 +85,25 @@ def test_torchvision_weights_load_into_an_nnx_model(tmp_path):
     model.eval()
     got = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(x.transpose(0, 2, 3, 1)))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_zoo_model_built_on_given_variables_holds_them_and_checks_them():
+    """ZooModel(variables=...) holds a Linen tree without initialising first (the training
+    loop's NNX runs start from the Linen run's weights this way); a wrong tree is refused with
+    the path and both shapes."""
+    from jaxcnn.nnx import ZooModel
+
+    linen = models.create("lenet5", num_classes=10)
+    variables = linen.init(jax.random.key(3), jnp.ones((1, 32, 32, 1)))
+    model = ZooModel(linen, (32, 32, 1), rngs=nnx.Rngs(0), variables=variables)
+    model.eval()
+    x = jax.random.normal(jax.random.key(4), (2, 32, 32, 1))
+    np.testing.assert_array_equal(model(x), linen.apply(variables, x))
+    wrong = jax.tree_util.tree_map(lambda a: a, variables)
+    wrong["params"]["c3"]["kernel"] = jnp.zeros((5, 5, 6, 15))
+    with pytest.raises(ValueError, match=r"params/c3/kernel: `variables` has shape "
+                                         r"\(5, 5, 6, 15\), LeNet5 \(5, 5, 6, 16\)"):
+        ZooModel(linen, (32, 32, 1), rngs=nnx.Rngs(0), variables=wrong)
+    del wrong["params"]["c3"]
+    with pytest.raises(ValueError, match=r"`variables` has no params/c3/bias"):
+        ZooModel(linen, (32, 32, 1), rngs=nnx.Rngs(0), variables=wrong)

@@ -39,7 +39,7 @@ def test_misspelled_field_stops_training_before_it_starts(tmp_path):
 
 def test_unknown_field_without_a_close_match_lists_the_accepted_ones():
     with pytest.raises(ValueError, match=r"unknown config fields 'colour', 'zzz'\. "
-                                         r"The accepted fields: augment, batch_size, "):
+                                         r"The accepted fields: api, augment, batch_size, "):
         validate_config(_small(zzz=1, colour="red"))
 
 

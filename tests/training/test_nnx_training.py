@@ -1,0 +1,179 @@
+"""Training an NNX model: `config.api="nnx"` in the loop, and create_nnx_train_state directly.
+
+The references are independent of jaxcnn's NNX train state: the Linen run of the same config
+(same initial weights, so the same trajectory), and Flax's own NNX training idiom
+(``nnx.value_and_grad`` + ``nnx.Optimizer.update`` under ``nnx.jit``).
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from experiments.configs import default
+from jaxcnn import nnx as jnnx
+from jaxcnn.training import make_train_step
+from jaxcnn.training.checkpoint import Checkpointer
+from jaxcnn.training.loop import train
+from jaxcnn.training.nnx_state import NnxTrainState, create_nnx_train_state, merge_model
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("datasets"))
+
+
+def _config(data_dir, **overrides):
+    config = default.get_config()
+    config.data_dir = data_dir
+    config.num_steps = 12
+    config.batch_size = 32
+    config.log_every_steps = 4
+    config.eval_every_steps = 0
+    config.checkpoint_every_steps = 4
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    return config
+
+
+def _restore(workdir):
+    import orbax.checkpoint as ocp
+
+    ckpt = Checkpointer(workdir / "checkpoints")
+    tree = ckpt._manager.restore(ckpt.latest_step(), args=ocp.args.StandardRestore())
+    ckpt.close()
+    return tree
+
+
+@pytest.mark.parametrize("parallel", ["none", "pmap"])
+def test_nnx_run_follows_the_linen_run(tmp_path, data_dir, parallel):
+    """Same config, same initial weights: the NNX run's parameters, BatchNorm statistics and
+    metrics follow the Linen run's (pmap: BatchNorm pools over the device axis in both).
+    Without dropout: its masks come from the NNX model's own RNG streams (reseeded each step,
+    see the resume test), not from Linen's key."""
+    overrides = {"parallel": parallel, "num_steps": 6, "log_every_steps": 3}
+    if parallel == "pmap":
+        overrides.update(model="vgg11_bn", model_options={"width": 4, "fc_features": 16,
+                                                            "dropout_rate": 0.0})
+    linen = train(_config(data_dir, **overrides), tmp_path / "linen")
+    nnx_run = train(_config(data_dir, api="nnx", **overrides), tmp_path / "nnx")
+    a, b = _restore(tmp_path / "linen"), _restore(tmp_path / "nnx")
+    assert set(a["params"]) == set(b["params"])  # the Linen paths
+    chex.assert_trees_all_close(b["params"], a["params"], rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(b["batch_stats"], a["batch_stats"], rtol=1e-5, atol=1e-6)
+    if parallel == "pmap":
+        assert b["batch_stats"]  # the case is about BatchNorm
+    # nnx.Optimizer's state: its own step counter next to the Optax state.
+    assert int(b["opt_state"]["step"]) == 6
+    np.testing.assert_allclose(nnx_run["eval_loss"], linen["eval_loss"], rtol=1e-5)
+    assert nnx_run["eval_accuracy"] == linen["eval_accuracy"]
+
+
+def test_interrupted_nnx_run_with_dropout_resumes_bit_identical(tmp_path, data_dir):
+    """Dropout masks come from the model's reseeded RNG streams: stopping after 4 of 6 steps
+    and resuming from the checkpoint gives the uninterrupted run's bits."""
+    overrides = {"api": "nnx", "model": "lenet5_modern", "num_steps": 6,
+                 "model_options": {"dropout_rate": 0.5}}
+    train(_config(data_dir, **overrides), tmp_path / "full")
+    train(_config(data_dir, **overrides), tmp_path / "part", stop_after=4)
+    resumed = train(_config(data_dir, **overrides), tmp_path / "part")
+    assert resumed["resumed_from_step"] == 4
+    chex.assert_trees_all_equal(_restore(tmp_path / "full"), _restore(tmp_path / "part"),
+                                strict=True)
+    # Dropout is really on: the same run without it ends elsewhere.
+    train(_config(data_dir, api="nnx", model="lenet5_modern", num_steps=6), tmp_path / "nodrop")
+    assert not np.array_equal(_restore(tmp_path / "full")["params"]["output"]["kernel"],
+                              _restore(tmp_path / "nodrop")["params"]["output"]["kernel"])
+
+
+class _SmallCNN(nnx.Module):
+    """A user's own NNX CNN from jaxcnn.nnx layers, with BatchNorm."""
+
+    def __init__(self, rngs):
+        self.conv = jnnx.Conv(3, 8, (3, 3), rngs=rngs)
+        self.bn = jnnx.BatchNorm(8, rngs=rngs)
+        self.pool = jnnx.MaxPool((2, 2), strides=(2, 2))
+        self.head = jnnx.Dense(8 * 4 * 4, 5, rngs=rngs)
+
+    def __call__(self, x):
+        y = self.pool(jax.nn.relu(self.bn(self.conv(x))))
+        return self.head(y.reshape(y.shape[0], -1))
+
+
+def test_steps_equal_flax_nnx_training_idiom():
+    """Three make_train_step steps on create_nnx_train_state equal three steps written the way
+    Flax's NNX docs write them (nnx.jit, nnx.value_and_grad, nnx.Optimizer.update): params,
+    BatchNorm statistics and the optimizer's step."""
+    tx = optax.adam(1e-2)
+    x = jax.random.normal(jax.random.key(1), (3, 6, 8, 8, 3))
+    y = jax.random.randint(jax.random.key(2), (3, 6), 0, 5)
+
+    state = create_nnx_train_state(_SmallCNN(nnx.Rngs(0)), tx, jax.random.PRNGKey(0))
+    step = jax.jit(make_train_step())
+    for i in range(3):
+        state, _ = step(state, {"image": x[i], "label": y[i]})
+
+    model = _SmallCNN(nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def reference_step(model, optimizer, images, labels):
+        def loss_fn(model):
+            logits = model(images)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    model.train()
+    for i in range(3):
+        reference_step(model, optimizer, x[i], y[i])
+    chex.assert_trees_all_close(state.params, nnx.to_pure_dict(nnx.state(model, nnx.Param)),
+                                rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(state.batch_stats,
+                                nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)),
+                                rtol=1e-5, atol=1e-6)
+    assert int(state.opt_state["step"]) == 3 == int(state.step)
+    # merge_model gives the trained module back, in eval mode.
+    trained = merge_model(state)
+    model.eval()
+    np.testing.assert_allclose(trained(x[0]), model(x[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_create_nnx_train_state_rejects_what_it_cannot_carry():
+    with pytest.raises(TypeError, match="nnx.Module.*create_train_state"):
+        create_nnx_train_state(jnnx.Dense, optax.sgd(0.1), jax.random.PRNGKey(0))
+
+    class Counting(nnx.Module):
+        def __init__(self):
+            self.dense = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+            self.calls = nnx.Variable(jnp.zeros((), jnp.int32))
+
+    with pytest.raises(ValueError, match=r"calls \(Variable\).*Use nnx.Param or nnx.BatchStat"):
+        create_nnx_train_state(Counting(), optax.sgd(0.1), jax.random.PRNGKey(0))
+    with pytest.raises(TypeError, match="optax GradientTransformation"):
+        create_nnx_train_state(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), "sgd",
+                               jax.random.PRNGKey(0))
+    with pytest.raises(TypeError, match="PRNG key"):
+        create_nnx_train_state(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), optax.sgd(0.1), 0)
+    with pytest.raises(TypeError, match="NnxTrainState"):
+        merge_model({"params": {}})
+
+
+def test_unknown_api_in_the_config_lists_the_accepted_ones(tmp_path, data_dir):
+    with pytest.raises(ValueError, match=r"config.api must be one of \('linen', 'nnx'\)"):
+        train(_config(data_dir, api="flax"), tmp_path)
+
+
+def test_state_is_a_train_state():
+    """Everything written for TrainState (strategies, checkpoints, transfer) takes it."""
+    from jaxcnn.training import TrainState
+
+    state = create_nnx_train_state(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), optax.sgd(0.1),
+                                   jax.random.PRNGKey(0))
+    assert isinstance(state, NnxTrainState) and isinstance(state, TrainState)
+    assert state.params["kernel"].shape == (2, 2) and state.batch_stats == {}
