@@ -6,9 +6,11 @@ For each model, the same SGD-momentum train step (forward, backward, update, Bat
 statistics) is built twice from ``jaxcnn.models.create``: Linen (``jax.jit`` of a function of
 the variables and optimizer state) and NNX (``api="nnx"``, ``nnx.Optimizer``, the step jitted
 with ``nnx.jit`` and called through ``nnx.cached_partial``, Flax's way to skip the per-call
-graph traversal). Reported: seconds to the end of the first step (trace + compile + run),
-then the median step time over ``--steps`` steps after two warm-up steps, and the NNX/Linen
-ratios. The two run alternately in one process on the same inputs. CPU, XLA defaults.
+graph traversal); and the training loop's step (``jaxcnn.training.make_train_step`` on
+:func:`jaxcnn.training.create_train_state` vs :func:`jaxcnn.training.create_nnx_train_state`,
+what ``config.api`` switches). Reported: seconds to the end of the first step (trace +
+compile + run), then the median step time over ``--steps`` steps after two warm-up steps, and
+the NNX/Linen ratios. The two run alternately in one process on the same inputs. CPU, XLA defaults.
 """
 
 from __future__ import annotations
@@ -76,6 +78,37 @@ def nnx_step(name, x, labels, tx):
     return lambda: cached(x, labels)
 
 
+def _loop_step(state, x, labels):
+    """The training loop's step (jaxcnn.training.make_train_step, jit, state donated)."""
+    from jaxcnn.training import make_train_step
+
+    step = jax.jit(make_train_step(), donate_argnums=0)
+    batch = {"image": x, "label": labels}
+    carry = [state]
+
+    def run():
+        carry[0], metrics = step(carry[0], batch)
+        return metrics["loss"]
+
+    return run
+
+
+def loop_linen_step(name, x, labels, tx):
+    from jaxcnn.training import create_train_state
+
+    model = models.create(name, num_classes=10, **OPTIONS.get(name, {}))
+    return _loop_step(create_train_state(model, tx, jax.random.PRNGKey(0), x[:1]), x, labels)
+
+
+def loop_nnx_step(name, x, labels, tx):
+    """``config.api="nnx"``'s step: the NNX model's state split once, merged in the trace."""
+    from jaxcnn.training import create_nnx_train_state
+
+    model = models.create(name, num_classes=10, api="nnx", rngs=nnx.Rngs(0),
+                          input_shape=x.shape[1:], **OPTIONS.get(name, {}))
+    return _loop_step(create_nnx_train_state(model, tx, jax.random.PRNGKey(0)), x, labels)
+
+
 def measure(make, name, x, labels, steps):
     tx = optax.sgd(0.01, momentum=0.9)
     start = time.perf_counter()
@@ -99,18 +132,22 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, batch {args.batch}")
-    print("| model | Linen first step s | NNX first step s | ratio | Linen step ms | "
+    print("| model | step | Linen first step s | NNX first step s | ratio | Linen step ms | "
           "NNX step ms | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         shape = models.input_shape(name, **OPTIONS.get(name, {}))
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.standard_normal((args.batch, *shape)), jnp.float32)
         labels = jnp.asarray(rng.integers(0, 10, args.batch))
-        lf, ls = measure(linen_step, name, x, labels, args.steps)
-        nf, ns = measure(nnx_step, name, x, labels, args.steps)
-        print(f"| {name} | {lf:.2f} | {nf:.2f} | {nf / lf:.2f} | {1e3 * ls:.2f} | "
-              f"{1e3 * ns:.2f} | {ns / ls:.2f} |", flush=True)
+        for kind, linen, nnx_ in (("hand-written (nnx.jit + cached_partial)", linen_step,
+                                   nnx_step),
+                                  ("training loop (config.api)", loop_linen_step,
+                                   loop_nnx_step)):
+            lf, ls = measure(linen, name, x, labels, args.steps)
+            nf, ns = measure(nnx_, name, x, labels, args.steps)
+            print(f"| {name} | {kind} | {lf:.2f} | {nf:.2f} | {nf / lf:.2f} | "
+                  f"{1e3 * ls:.2f} | {1e3 * ns:.2f} | {ns / ls:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

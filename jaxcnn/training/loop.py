@@ -264,6 +264,9 @@ def train(config: Any, workdir: str | Path, *, stop_after: int | None = None
     stats = None if mean is None else (mean, train_ds.std)
     strategy = make_strategy(
         parallel, num_classes=num_classes,
+        # an NNX model's sharding annotations (nnx.with_partitioning) place its state
+        state_specs=(state.partition_specs() if parallel == "mesh"
+                     and hasattr(state, "partition_specs") else None),
         augment=compose(augment_config) if augment_config else None,
         augment_labels=mixes_labels(augment_config),  # mixup: (N, K) soft labels
         label_smoothing=_get(config, "label_smoothing"),

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
+from jax.sharding import PartitionSpec as P
 
 from jaxcnn.training.state import TrainState, check_rng, check_tx
 
@@ -38,11 +39,13 @@ __all__ = ["NnxTrainState", "create_nnx_train_state", "merge_model"]
 class _Graph:
     """The static half of an NNX train state (identity-hashed: a jit cache key)."""
 
-    def __init__(self, model_def: Any, optimizer_def: Any, rng_state: Any, streams: tuple):
+    def __init__(self, model_def: Any, optimizer_def: Any, rng_state: Any, streams: tuple,
+                 specs: dict[str, Any]):
         self.model_def = model_def
         self.optimizer_def = optimizer_def
         self.rng_state = rng_state   # the model's RNG streams as built; reseeded at each call
         self.streams = streams       # their names, e.g. ("default", "dropout")
+        self.specs = specs           # PartitionSpecs of params, batch_stats, opt_state
 
     def model(self, params: Any, batch_stats: Any) -> nnx.Module:
         # copy=True: reseeding must not write (traced) keys into the stored streams.
@@ -86,6 +89,22 @@ class NnxTrainState(TrainState):
     """
 
     graph: _Graph = struct.field(pytree_node=False)
+
+    def partition_specs(self) -> NnxTrainState:
+        """The state's structure with a ``PartitionSpec`` per leaf, from the model's sharding
+        annotations (``nnx.with_partitioning``, ``sharding_names=``; unannotated variables,
+        the step and the key are replicated, ``P()``); optimizer moments follow their
+        parameter. ``make_strategy("mesh", state_specs=...)`` places the state with them.
+
+        Example:
+            >>> import jax, optax
+            >>> from flax import nnx
+            >>> s = create_nnx_train_state(nnx.Linear(3, 2, rngs=nnx.Rngs(0)), optax.sgd(0.1),
+            ...                            jax.random.PRNGKey(0))
+            >>> s.partition_specs().params["kernel"]
+            PartitionSpec()
+        """
+        return self.replace(step=P(), rng=P(), **self.graph.specs)
 
     def apply_gradients(self, grads: Any, batch_stats: Any) -> NnxTrainState:
         """One ``nnx.Optimizer.update`` of the rebuilt model; ``step += 1``.
@@ -159,7 +178,10 @@ def create_nnx_train_state(model: nnx.Module, tx: optax.GradientTransformation,
                             if isinstance(v, nnx.RngKey)}))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     optimizer_def, opt_state = nnx.split(optimizer)
-    graph = _Graph(model_def, optimizer_def, rng_state, streams)
+    specs = {name: nnx.to_pure_dict(nnx.get_partition_spec(state))
+             for name, state in (("params", params), ("batch_stats", batch_stats),
+                                 ("opt_state", opt_state))}
+    graph = _Graph(model_def, optimizer_def, rng_state, streams, specs)
     return NnxTrainState(
         step=jnp.zeros((), jnp.int32), params=nnx.to_pure_dict(params),
         batch_stats=nnx.to_pure_dict(batch_stats), opt_state=nnx.to_pure_dict(opt_state),

@@ -77,13 +77,15 @@ def _check_divisible(batch: dict[str, np.ndarray], n: int, mode: str) -> None:
 
 
 def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
-                  **step_options: Any) -> Strategy:
+                  state_specs: Any = None, **step_options: Any) -> Strategy:
     """The :class:`Strategy` for ``mode`` (``"none"`` | ``"pmap"`` | ``"mesh"``).
 
     ``step_options`` go to :func:`make_train_step` (``label_smoothing``, ``l2_weight_decay``,
     ``aux_weights``, ``augment``, ``augment_labels``, ...), with ``num_classes``. ``devices``
     defaults to all devices (``jax.devices()``, every process's for multi-host mesh runs;
-    ``jax.local_devices()`` for pmap).
+    ``jax.local_devices()`` for pmap). ``state_specs`` (``"mesh"`` only): a ``PartitionSpec``
+    per state leaf over the mesh axis ``"data"``, e.g. an NNX model's sharding annotations
+    (:meth:`jaxcnn.training.NnxTrainState.partition_specs`); default: the state replicated.
 
     Example:
         >>> s = make_strategy("mesh", num_classes=10)
@@ -92,6 +94,9 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
     """
     if mode not in PARALLEL_MODES:
         raise _unknown_mode(mode)
+    if state_specs is not None and mode != "mesh":
+        raise ValueError(f"`state_specs` shard the state over a mesh: use it with "
+                         f"parallel='mesh', not {mode!r}.")
     if mode == "none":
         device = (devices or jax.local_devices())[0]
         return Strategy(
@@ -142,11 +147,15 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
         replicated = NamedSharding(mesh, P())
         data = NamedSharding(mesh, P(MESH_AXIS))
         n = len(devices)
+        # A prefix of the state: one sharding for all of it, or one per leaf.
+        placement = replicated if state_specs is None else jax.tree_util.tree_map(
+            lambda spec: NamedSharding(mesh, spec), state_specs,
+            is_leaf=lambda x: isinstance(x, P))
         train = jax.jit(make_train_step(num_classes=num_classes, **step_options),
-                        in_shardings=(replicated, data),
-                        out_shardings=(replicated, replicated), donate_argnums=0)
+                        in_shardings=(placement, data),
+                        out_shardings=(placement, replicated), donate_argnums=0)
         evaluate = jax.jit(make_eval_step(num_classes=num_classes),
-                           in_shardings=(replicated, data), out_shardings=replicated)
+                           in_shardings=(placement, data), out_shardings=replicated)
 
         def put_batch(batch):
             local = n // jax.process_count()
@@ -161,18 +170,33 @@ def make_strategy(mode: str, *, num_classes: int, devices: list | None = None,
             # restored checkpoint's) cannot be device_put onto other hosts' devices, while
             # every process holding the same value is what make_array_from_process_local_data
             # expects.
-            def put(x):
+            def put(x, sharding=replicated):
                 if isinstance(x, jax.Array) and not x.is_fully_addressable:
-                    return jax.device_put(jnp.copy(x), replicated)  # already global
-                return jax.make_array_from_process_local_data(replicated, np.array(x))
+                    return jax.device_put(jnp.copy(x), sharding)  # already global
+                if sharding.is_fully_replicated:
+                    return jax.make_array_from_process_local_data(sharding, np.array(x))
+                # Sharded (state_specs): every process holds the whole value; each device
+                # gets its slice.
+                value = np.array(x)
+                return jax.make_array_from_callback(value.shape, sharding, lambda i: value[i])
 
-            return jax.tree_util.tree_map(put, state)
+            if state_specs is None:
+                return jax.tree_util.tree_map(put, state)
+            return jax.tree_util.tree_map(put, state, placement)
+
+        def get(x):
+            if not isinstance(x, jax.Array):
+                return x
+            if x.is_fully_replicated:  # every process holds a full copy
+                return jnp.asarray(x.addressable_data(0))
+            if x.is_fully_addressable:
+                return jnp.asarray(np.asarray(x))
+            from jax.experimental import multihost_utils
+
+            return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
 
         def get_state(s):
-            # Replicated global arrays: every process holds a full copy of each leaf.
-            return jax.tree_util.tree_map(
-                lambda x: jnp.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x,
-                s)
+            return jax.tree_util.tree_map(get, s)
 
         return Strategy(
             mode, n, train, evaluate,

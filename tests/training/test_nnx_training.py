@@ -177,3 +177,68 @@ def test_state_is_a_train_state():
                                    jax.random.PRNGKey(0))
     assert isinstance(state, NnxTrainState) and isinstance(state, TrainState)
     assert state.params["kernel"].shape == (2, 2) and state.batch_stats == {}
+
+
+class _ShardedCNN(nnx.Module):
+    """A CNN whose conv and head kernels are sharded over the mesh axis "data" by their
+    output features (nnx.with_partitioning), FSDP style; BatchNorm stays replicated."""
+
+    def __init__(self, rngs, annotate=True):
+        def init(axes):
+            base = nnx.initializers.lecun_normal()
+            return nnx.with_partitioning(base, axes) if annotate else base
+
+        # No bias before BatchNorm: its gradient is rounding noise, which Adam would scale
+        # to full-size steps that differ between any two summation orders.
+        self.conv = jnnx.Conv(3, 8, (3, 3), use_bias=False,
+                              kernel_init=init((None, None, None, "data")), rngs=rngs)
+        self.bn = jnnx.BatchNorm(8, rngs=rngs)
+        self.head = jnnx.Dense(8 * 8 * 8, 16, kernel_init=init((None, "data")), rngs=rngs)
+
+    def __call__(self, x):
+        y = jax.nn.relu(self.bn(self.conv(x)))
+        return self.head(y.reshape(y.shape[0], -1))
+
+
+def test_mesh_places_the_state_by_the_models_sharding_annotations():
+    """On an 8-device mesh the annotated kernels (and their Adam moments) stay sharded over
+    "data" through the steps, everything else replicated; the result equals the same model
+    unannotated on one device."""
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    from jaxcnn.training import make_strategy
+
+    devices = jax.devices()
+    assert len(devices) == 8
+    tx = optax.adam(1e-2)
+    x = np.asarray(jax.random.normal(jax.random.key(1), (2, 16, 8, 8, 3)))
+    y = np.asarray(jax.random.randint(jax.random.key(2), (2, 16), 0, 16))
+
+    with jax.set_mesh(Mesh(np.asarray(devices), ("data",))):
+        sharded = create_nnx_train_state(_ShardedCNN(nnx.Rngs(0)), tx, jax.random.PRNGKey(0))
+    specs = sharded.partition_specs()
+    assert specs.params["conv"]["kernel"] == P(None, None, None, "data")
+    assert specs.opt_state["opt_state"][0]["mu"]["head"]["kernel"] == P(None, "data")
+    assert specs.params["bn"]["scale"] == P() and specs.batch_stats["bn"]["mean"] == P()
+    mesh = make_strategy("mesh", num_classes=16, state_specs=specs)
+    placed = mesh.put_state(sharded)
+    for i in range(2):
+        placed, _ = mesh.train_step(placed, mesh.put_batch({"image": x[i], "label": y[i]}))
+    kernel = placed.params["conv"]["kernel"]
+    assert kernel.sharding.spec == P(None, None, None, "data")
+    assert kernel.addressable_shards[0].data.shape == (3, 3, 3, 1)  # 8 features / 8 devices
+    assert placed.opt_state["opt_state"][0]["nu"]["head"]["kernel"].sharding.spec == \
+        P(None, "data")
+    assert placed.batch_stats["bn"]["var"].sharding.is_fully_replicated
+
+    single = make_strategy("none", num_classes=16)
+    plain = single.put_state(create_nnx_train_state(_ShardedCNN(nnx.Rngs(0), annotate=False),
+                                                    tx, jax.random.PRNGKey(0)))
+    for i in range(2):
+        plain, _ = single.train_step(plain, single.put_batch({"image": x[i], "label": y[i]}))
+    back = mesh.get_state(placed)
+    chex.assert_trees_all_close(back.params, plain.params, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(back.batch_stats, plain.batch_stats, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="use it with parallel='mesh', not 'pmap'"):
+        make_strategy("pmap", num_classes=16, state_specs=specs)
