@@ -10,7 +10,10 @@ graph traversal); and the training loop's step (``jaxcnn.training.make_train_ste
 :func:`jaxcnn.training.create_train_state` vs :func:`jaxcnn.training.create_nnx_train_state`,
 what ``config.api`` switches). Reported: seconds to the end of the first step (trace +
 compile + run), then the median step time over ``--steps`` steps after two warm-up steps, and
-the NNX/Linen ratios. The two run alternately in one process on the same inputs. CPU, XLA defaults.
+the NNX/Linen ratios (the first-step column is sensitive to order: what ran before warms
+JAX's and XLA's caches). A second table times the training loop's step alone: tracing and
+lowering, then XLA compilation, of a fresh jit per measurement, Linen and NNX alternating, the
+median of three. The two run alternately in one process on the same inputs. CPU, XLA defaults.
 """
 
 from __future__ import annotations
@@ -109,6 +112,29 @@ def loop_nnx_step(name, x, labels, tx):
     return _loop_step(create_nnx_train_state(model, tx, jax.random.PRNGKey(0)), x, labels)
 
 
+def loop_states(name, x, tx):
+    """The Linen and NNX train states of ``name`` (as ``config.api`` builds them)."""
+    from jaxcnn.training import create_nnx_train_state, create_train_state
+
+    linen = create_train_state(models.create(name, num_classes=10, **OPTIONS.get(name, {})),
+                               tx, jax.random.PRNGKey(0), x[:1])
+    model = models.create(name, num_classes=10, api="nnx", rngs=nnx.Rngs(0),
+                          input_shape=x.shape[1:], **OPTIONS.get(name, {}))
+    return linen, create_nnx_train_state(model, tx, jax.random.PRNGKey(0))
+
+
+def trace_and_compile_seconds(state, x, labels):
+    """(trace + lower, XLA compile) seconds of a fresh training-loop step for ``state``."""
+    from jaxcnn.training import make_train_step
+
+    step = jax.jit(make_train_step(), donate_argnums=0)  # a new function: no cache hit
+    start = time.perf_counter()
+    lowered = step.lower(state, {"image": x, "label": labels})
+    traced = time.perf_counter()
+    lowered.compile()
+    return traced - start, time.perf_counter() - traced
+
+
 def measure(make, name, x, labels, steps):
     tx = optax.sgd(0.01, momentum=0.9)
     start = time.perf_counter()
@@ -130,6 +156,9 @@ def main(argv=None):
     parser.add_argument("--models", default="lenet5,resnet18")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--nnx-first", action="store_true",
+                        help="measure NNX before Linen (the second one finds JAX's and XLA's "
+                             "in-process caches warm: run both orders to compare first steps)")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, batch {args.batch}")
     print("| model | step | Linen first step s | NNX first step s | ratio | Linen step ms | "
@@ -144,10 +173,37 @@ def main(argv=None):
                                    nnx_step),
                                   ("training loop (config.api)", loop_linen_step,
                                    loop_nnx_step)):
-            lf, ls = measure(linen, name, x, labels, args.steps)
-            nf, ns = measure(nnx_, name, x, labels, args.steps)
+            if args.nnx_first:
+                nf, ns = measure(nnx_, name, x, labels, args.steps)
+                lf, ls = measure(linen, name, x, labels, args.steps)
+            else:
+                lf, ls = measure(linen, name, x, labels, args.steps)
+                nf, ns = measure(nnx_, name, x, labels, args.steps)
             print(f"| {name} | {kind} | {lf:.2f} | {nf:.2f} | {nf / lf:.2f} | "
                   f"{1e3 * ls:.2f} | {1e3 * ns:.2f} | {ns / ls:.2f} |", flush=True)
+    compile_table(args.models.split(","), args.batch)
+
+
+def compile_table(names, batch, repeats=3):
+    """Trace and compile time of the training loop's step, Linen vs NNX, alternating."""
+    print("\n| model | Linen trace s | NNX trace s | ratio | Linen compile s | NNX compile s "
+          "| ratio |")
+    print("|---|---|---|---|---|---|---|")
+    tx = optax.sgd(0.01, momentum=0.9)
+    for name in names:
+        shape = models.input_shape(name, **OPTIONS.get(name, {}))
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((batch, *shape)), jnp.float32)
+        labels = jnp.asarray(rng.integers(0, 10, batch))
+        states = loop_states(name, x, tx)
+        times = {0: [], 1: []}
+        for r in range(repeats):
+            for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                times[i].append(trace_and_compile_seconds(states[i], x, labels))
+        (lt, lc), (nt, nc) = ([statistics.median(t[k] for t in times[i]) for k in (0, 1)]
+                              for i in (0, 1))
+        print(f"| {name} | {lt:.2f} | {nt:.2f} | {nt / lt:.2f} | {lc:.2f} | {nc:.2f} | "
+              f"{nc / lc:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ __all__ = [
     "average_probabilities",
     "bootstrap_indices",
     "create_ensemble_state",
+    "create_nnx_ensemble_state",
     "ensemble_variables",
     "fit_stacking",
     "init_members",
@@ -143,6 +144,59 @@ def create_ensemble_state(model: nn.Module, tx: optax.GradientTransformation, ke
     """
     _num_members(keys)
     return jax.vmap(lambda key: create_train_state(model, tx, key, sample_input))(keys)
+
+
+def create_nnx_ensemble_state(make_model: Callable[[Any], Any],
+                              tx: optax.GradientTransformation, keys: Array) -> TrainState:
+    """K NNX members stacked into one train state, for :func:`make_ensemble_train_step`.
+
+    The NNX counterpart of :func:`create_ensemble_state`: member ``k`` is
+    ``make_model(nnx.Rngs(params=init_k, dropout=init_k))`` with ``init_k, train_k =
+    split(keys[k])``, wrapped by :func:`jaxcnn.training.create_nnx_train_state` (an
+    ``nnx.Optimizer`` per member, training key ``train_k``). The members are built under
+    ``jax.vmap`` (split/merge: their variables, stacked along a new leading axis, in one
+    :class:`~jaxcnn.training.NnxTrainState` whose static graph is shared). Training, the
+    combiners and ``predict(state.apply_fn, ensemble_variables(state), x)`` work as for Linen.
+
+    Args:
+        make_model: ``rngs -> nnx.Module``, e.g. ``lambda rngs: jaxcnn.models.create("lenet5",
+            api="nnx", rngs=rngs)``.
+        tx: an Optax transformation shared by all members.
+        keys: K PRNG keys, ``jax.random.split(key, K)``.
+
+    Example:
+        >>> import jax, optax
+        >>> from flax import nnx
+        >>> s = create_nnx_ensemble_state(lambda rngs: nnx.Linear(3, 2, rngs=rngs),
+        ...                               optax.sgd(0.1), jax.random.split(jax.random.key(0), 4))
+        >>> s.params["kernel"].shape, s.step.shape
+        ((4, 3, 2), (4,))
+    """
+    from flax import nnx
+
+    from jaxcnn.training import create_nnx_train_state
+    from jaxcnn.training.state import check_rng
+
+    if not callable(make_model) or isinstance(make_model, nnx.Module):
+        raise TypeError(f"`make_model` must be a function rngs -> nnx.Module (each member is "
+                        f"built with its own key), got {type(make_model).__name__}; e.g. "
+                        f"lambda rngs: jaxcnn.models.create('lenet5', api='nnx', rngs=rngs).")
+    _num_members(keys)
+
+    def member(key):
+        init_key, train_key = jax.random.split(check_rng(key))
+        init_key = jax.random.wrap_key_data(init_key)
+        state = create_nnx_train_state(make_model(nnx.Rngs(params=init_key, dropout=init_key)),
+                                       tx, train_key)
+        return state.params, state.batch_stats, state.opt_state, state.rng
+
+    # One member built eagerly gives the static graph (module structure, optimizer, RNG
+    # streams); the stacked values come from the vmapped construction.
+    first = create_nnx_train_state(make_model(nnx.Rngs(0)), tx, jax.random.PRNGKey(0))
+    params, batch_stats, opt_state, rng = jax.jit(jax.vmap(member))(keys)
+    k = _num_members(keys)
+    return first.replace(step=jnp.zeros((k,), jnp.int32), params=params,
+                         batch_stats=batch_stats, opt_state=opt_state, rng=rng)
 
 
 def ensemble_variables(state: TrainState) -> dict[str, Any]:

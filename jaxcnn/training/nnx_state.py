@@ -22,7 +22,6 @@ a resumed run draws the same masks as an uninterrupted one.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -37,7 +36,12 @@ __all__ = ["NnxTrainState", "create_nnx_train_state", "merge_model"]
 
 
 class _Graph:
-    """The static half of an NNX train state (identity-hashed: a jit cache key)."""
+    """The static half of an NNX train state: part of jit's cache key.
+
+    Two graphs are equal when they rebuild the same module and optimizer, so a second state of
+    the same model (an ensemble member, a resumed or repeated run) reuses compiled steps. The
+    RNG streams' values do not count: every call reseeds every stream.
+    """
 
     def __init__(self, model_def: Any, optimizer_def: Any, rng_state: Any, streams: tuple,
                  specs: dict[str, Any]):
@@ -46,6 +50,20 @@ class _Graph:
         self.rng_state = rng_state   # the model's RNG streams as built; reseeded at each call
         self.streams = streams       # their names, e.g. ("default", "dropout")
         self.specs = specs           # PartitionSpecs of params, batch_stats, opt_state
+        rng_leaves, rng_def = jax.tree_util.tree_flatten(rng_state)
+        spec_leaves, spec_def = jax.tree_util.tree_flatten(
+            specs, is_leaf=lambda x: isinstance(x, P))
+        self._key = (model_def, optimizer_def, streams, rng_def,
+                     tuple((a.shape, str(a.dtype)) for a in rng_leaves), spec_def,
+                     tuple(spec_leaves))
+        self._hash = hash(self._key)  # once: jit hashes it at every call
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, _Graph) and self._hash == other._hash
+                                 and self._key == other._key)
 
     def model(self, params: Any, batch_stats: Any) -> nnx.Module:
         # copy=True: reseeding must not write (traced) keys into the stored streams.
@@ -76,6 +94,22 @@ def _apply(graph: _Graph, variables: dict[str, Any], x: jax.Array, *, train: boo
     if mutable:
         return out, {"batch_stats": nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))}
     return out
+
+
+class _ApplyFn:
+    """``functools.partial(_apply, graph)`` that compares by its graph (a jit cache key)."""
+
+    def __init__(self, graph: _Graph):
+        self.graph = graph
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return _apply(self.graph, *args, **kwargs)
+
+    def __hash__(self) -> int:
+        return hash(self.graph)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ApplyFn) and self.graph == other.graph
 
 
 @struct.dataclass
@@ -130,7 +164,7 @@ class NnxTrainState(TrainState):
 
 
 def create_nnx_train_state(model: nnx.Module, tx: optax.GradientTransformation,
-                           rng: jax.Array) -> NnxTrainState:
+                           rng: jax.Array, *, wrt: Any = nnx.Param) -> NnxTrainState:
     """Wrap an (initialised) NNX ``model`` and an ``nnx.Optimizer(model, tx)`` as a train state.
 
     The model is called as ``model(x)`` after ``model.train()`` / ``model.eval()`` (every
@@ -144,6 +178,10 @@ def create_nnx_train_state(model: nnx.Module, tx: optax.GradientTransformation,
         tx: an Optax transformation (see :func:`jaxcnn.training.make_optimizer`).
         rng: a ``jax.random.PRNGKey`` or ``jax.random.key``: the training key (dropout,
             augmentation), used as is (the model is already initialised).
+        wrt: an NNX filter of the parameters the optimizer updates (``nnx.Optimizer``'s
+            ``wrt``); the others are frozen, bit for bit. E.g. transfer learning of the head
+            only: ``nnx.All(nnx.Param, nnx.PathContains("output"))``. Default: every
+            ``nnx.Param``. (:mod:`jaxcnn.transfer`'s regex patterns work on this state too.)
 
     Example:
         >>> import jax, jax.numpy as jnp, optax
@@ -176,7 +214,11 @@ def create_nnx_train_state(model: nnx.Module, tx: optax.GradientTransformation,
                          f"keep them outside the model.")
     streams = tuple(sorted({v.tag for _, v in nnx.to_flat_state(rng_state)
                             if isinstance(v, nnx.RngKey)}))
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, tx, wrt=wrt)
+    if not jax.tree_util.tree_leaves(nnx.state(model, wrt)):
+        raise ValueError(f"`wrt` filter {wrt!r} selects no parameter of "
+                         f"{type(model).__name__}; it must select the nnx.Params to train "
+                         f"(e.g. nnx.All(nnx.Param, nnx.PathContains('output'))).")
     optimizer_def, opt_state = nnx.split(optimizer)
     specs = {name: nnx.to_pure_dict(nnx.get_partition_spec(state))
              for name, state in (("params", params), ("batch_stats", batch_stats),
@@ -185,7 +227,7 @@ def create_nnx_train_state(model: nnx.Module, tx: optax.GradientTransformation,
     return NnxTrainState(
         step=jnp.zeros((), jnp.int32), params=nnx.to_pure_dict(params),
         batch_stats=nnx.to_pure_dict(batch_stats), opt_state=nnx.to_pure_dict(opt_state),
-        rng=rng, apply_fn=functools.partial(_apply, graph), tx=tx, graph=graph)
+        rng=rng, apply_fn=_ApplyFn(graph), tx=tx, graph=graph)
 
 
 def merge_model(state: NnxTrainState, *, train: bool = False) -> nnx.Module:

@@ -206,6 +206,12 @@ def _nnx_linear():
     return nnx.Linear(2, 2, rngs=nnx.Rngs(0))
 
 
+def _nothing():
+    from flax import nnx
+
+    return nnx.All(nnx.Param, nnx.PathContains("no_such_layer"))
+
+
 def _nnx_counting():
     import jax.numpy as jnp
     from flax import nnx
@@ -229,6 +235,18 @@ ENSEMBLE = [
     _e("create_ensemble_state", "int keys",
        lambda: ensemble.create_ensemble_state(NET, optax.sgd(0.1), np.arange(3), X),
        ValueError, _KEYS),
+    _e("create_nnx_ensemble_state", "a module instead of a builder",
+       lambda: ensemble.create_nnx_ensemble_state(_nnx_linear(), optax.sgd(0.1),
+                                                  jax.random.split(jax.random.key(0), 2)),
+       TypeError, r"`make_model` must be a function rngs -> nnx.Module"),
+    _e("create_nnx_ensemble_state", "int keys",
+       lambda: ensemble.create_nnx_ensemble_state(
+           lambda rngs: _nnx_linear(), optax.sgd(0.1), np.arange(3)),
+       ValueError, _KEYS),
+    _t("create_nnx_train_state", "a wrt filter that selects nothing",
+       lambda: training.create_nnx_train_state(_nnx_linear(), optax.sgd(0.1),
+                                               jax.random.PRNGKey(0), wrt=_nothing()),
+       ValueError, r"`wrt` filter .* selects no parameter"),
     _e("ensemble_variables", "variables instead of state",
        lambda: ensemble.ensemble_variables(_variables()), TypeError,
        r"`state` must be a TrainState \(from create_ensemble_state\)"),

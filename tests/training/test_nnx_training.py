@@ -242,3 +242,81 @@ def test_mesh_places_the_state_by_the_models_sharding_annotations():
     chex.assert_trees_all_close(back.batch_stats, plain.batch_stats, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="use it with parallel='mesh', not 'pmap'"):
         make_strategy("pmap", num_classes=16, state_specs=specs)
+
+
+def test_freezing_by_filter_and_by_pattern_equal_linen_transfer_learning():
+    """Training only LeNet-5's head: with an NNX filter (wrt=), and with jaxcnn.transfer's
+    patterns on the NNX state, equals jaxcnn.transfer on the Linen model; the frozen layers
+    keep their bits."""
+    from jaxcnn import models, transfer
+    from jaxcnn.training import create_train_state
+
+    frozen = ["^(?!output/)"]
+    linen = models.create("lenet5", num_classes=10)
+    x = jnp.zeros((1, 32, 32, 1))
+    base = create_train_state(linen, optax.adam(1e-2), jax.random.PRNGKey(0), x)
+    variables = {"params": base.params}
+
+    def nnx_model():
+        return jnnx.ZooModel(linen, (32, 32, 1), rngs=nnx.Rngs(0), variables=variables)
+
+    states = {
+        "linen": base.replace(tx=transfer.make_transfer_optimizer(
+            optax.adam(1e-2), base.params, frozen)),
+        "nnx filter": create_nnx_train_state(
+            nnx_model(), optax.adam(1e-2), base.rng,
+            wrt=nnx.All(nnx.Param, nnx.PathContains("output"))),
+        "nnx patterns": create_nnx_train_state(
+            nnx_model(), transfer.make_transfer_optimizer(optax.adam(1e-2), base.params,
+                                                          frozen), base.rng),
+    }
+    states["linen"] = states["linen"].replace(opt_state=states["linen"].tx.init(base.params))
+    images = jax.random.normal(jax.random.key(5), (3, 8, 32, 32, 1))
+    labels = jax.random.randint(jax.random.key(6), (3, 8), 0, 10)
+    step = jax.jit(transfer.make_transfer_train_step(frozen))
+    for name in states:
+        for i in range(3):
+            states[name], _ = step(states[name], {"image": images[i], "label": labels[i]})
+    for name in ("nnx filter", "nnx patterns"):
+        chex.assert_trees_all_close(states[name].params, states["linen"].params,
+                                    rtol=1e-6, atol=1e-7)
+        for layer in ("c1", "c3", "c5", "f6"):
+            chex.assert_trees_all_equal(states[name].params[layer], base.params[layer])
+        assert not np.array_equal(states[name].params["output"]["kernel"],
+                                  base.params["output"]["kernel"])
+    with pytest.raises(ValueError, match="selects no parameter"):
+        create_nnx_train_state(nnx_model(), optax.sgd(0.1), base.rng,
+                               wrt=nnx.All(nnx.Param, nnx.PathContains("fc9")))
+
+
+def test_nnx_ensemble_equals_separate_members_and_predicts():
+    """create_nnx_ensemble_state + the vmapped step = K separate NNX states stepped one by
+    one (same derived keys); predict() with the state's apply_fn gives each member's output."""
+    from jaxcnn import ensemble, models
+
+    def make(rngs):
+        return models.create("lenet5_modern", num_classes=10, api="nnx", rngs=rngs,
+                             dropout_rate=0.5)
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    tx = optax.adam(1e-3)
+    stacked = ensemble.create_nnx_ensemble_state(make, tx, keys)
+    images = jax.random.normal(jax.random.key(1), (3, 4, 32, 32, 1))
+    labels = jax.random.randint(jax.random.key(2), (3, 4), 0, 10)
+    stacked, _ = jax.jit(ensemble.make_ensemble_train_step())(
+        stacked, {"image": images, "label": labels})
+    step = jax.jit(make_train_step())
+    logits = ensemble.predict(stacked.apply_fn, ensemble.ensemble_variables(stacked), images[0])
+    assert logits.shape == (3, 4, 10)
+    for k in range(3):
+        init_key, train_key = jax.random.split(jax.random.key_data(keys[k]))
+        init_key = jax.random.wrap_key_data(init_key)
+        single = create_nnx_train_state(make(nnx.Rngs(params=init_key, dropout=init_key)), tx,
+                                        train_key)
+        single, _ = step(single, {"image": images[k], "label": labels[k]})
+        member = jax.tree_util.tree_map(lambda a, k=k: a[k], stacked.params)
+        chex.assert_trees_all_close(member, single.params, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(logits[k], merge_model(single)(images[0]),
+                                   rtol=1e-4, atol=1e-5)
+    # The members differ (own keys), and dropout was on in training only.
+    assert not np.allclose(logits[0], logits[1])
