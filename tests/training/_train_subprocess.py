@@ -24,9 +24,10 @@ ARGS = ["--config", "experiments/configs/default.py", f"--config.num_steps={NUM_
         "--config.eval_every_steps=1000"]
 
 
-def train_command(workdir, *, checkpoint_every=1000, module="experiments.train"):
-    """The command line; ``module`` may be a wrapper that installs test hooks first."""
-    return [sys.executable, "-m", module, *ARGS,
+def train_command(workdir, *, checkpoint_every=1000, module="experiments.train", api="linen"):
+    """The command line; ``module`` may be a wrapper that installs test hooks first; ``api``
+    the front end the model trains with (``config.api``)."""
+    return [sys.executable, "-m", module, *ARGS, f"--config.api={api}",
             f"--config.checkpoint_every_steps={checkpoint_every}", "--workdir", str(workdir)]
 
 
@@ -69,7 +70,7 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def uninterrupted_run(tmp_path_factory):
+def uninterrupted_run(tmp_path_factory, api="linen"):
     """``(step, pytree)`` of the final checkpoint of :func:`train_command` run without a stop.
 
     Run once per session: the first test to ask runs it under a file lock, later ones (in this
@@ -79,11 +80,11 @@ def uninterrupted_run(tmp_path_factory):
     # One reference per XLA optimisation setting (see conftest.py): bits are compared only
     # between runs compiled alike.
     mode = "o0" if os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS", "0") not in ("0", "") else "o2"
-    workdir = shared / f"uninterrupted_{mode}"
-    with _locked(shared / f"uninterrupted_{mode}.lock"):
+    workdir = shared / f"uninterrupted_{mode}_{api}"
+    with _locked(shared / f"uninterrupted_{mode}_{api}.lock"):
         if not (workdir / "final_metrics.json").exists():
             shutil.rmtree(workdir, ignore_errors=True)  # never resume a failed attempt
             env = train_env(tmp_path_factory, shared / "uninterrupted_data")
-            subprocess.run(train_command(workdir), cwd=ROOT, env=env, check=True,
+            subprocess.run(train_command(workdir, api=api), cwd=ROOT, env=env, check=True,
                            capture_output=True)
     return latest_checkpoint(workdir)

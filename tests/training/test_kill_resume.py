@@ -93,12 +93,17 @@ def _run_and_kill(cmd, env, workdir, marker, *, at_step=None, timeout=600):
 
 
 @pytest.mark.optimized_xla  # five runs of 300 steps
-def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
+# NNX: the same checkpoints (nnx.state of the model and of nnx.Optimizer, see
+# jaxcnn.training.nnx_state) through the same Checkpointer; its in-process stop/resume is in
+# the default suite (test_nnx_training.py), this SIGKILL run with `pytest -m slow`.
+@pytest.mark.parametrize("api", ["linen", pytest.param("nnx", marks=pytest.mark.slow)])
+def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory, api):
     rng = np.random.default_rng(SEED)
     env = train_env(tmp_path_factory, tmp_path / "data")
     work = tmp_path / "run"
     ckpt_dir = work / "checkpoints"
-    cmd = train_command(work, checkpoint_every=EVERY, module="tests.training._hooked_train")
+    cmd = train_command(work, checkpoint_every=EVERY, module="tests.training._hooked_train",
+                        api=api)
 
     # 1. SIGKILL at a random step after the first checkpoint.
     first = int(rng.integers(EVERY + 10, 2 * EVERY + 10))
@@ -133,6 +138,6 @@ def test_killed_three_times_resumes_bit_identical(tmp_path, tmp_path_factory):
     print(f"SIGKILLed after logging steps {kills} (the 2nd inside the save of step "
           f"{before + EVERY}); the last run resumed from step {resume_from}")
 
-    (step_a, a), (step_b, b) = uninterrupted_run(tmp_path_factory), latest_checkpoint(work)
+    (step_a, a), (step_b, b) = uninterrupted_run(tmp_path_factory, api), latest_checkpoint(work)
     assert step_a == step_b == NUM_STEPS
     chex.assert_trees_all_equal(a, b, strict=True)
