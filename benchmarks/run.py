@@ -6,8 +6,9 @@
 
 Prints the tables and writes them, with how they were taken, into ``benchmarks/RESULTS.md``
 between ``<!-- benchmarks.run:begin -->`` and ``<!-- benchmarks.run:end -->`` (the rest of
-the file is left alone; ``--quick`` writes only with an explicit ``--write``). Progress goes
-to stderr.
+the file is left alone; ``--quick`` writes only with an explicit ``--write``), then draws
+them next to it (``benchmarks/plots.py``: throughput, scaling, time to accuracy PNGs, titled
+with the date and machine). Progress goes to stderr.
 
 Sections:
 
@@ -487,6 +488,10 @@ def main(argv: Sequence[str] | None = None, log: Callable[[str], None] | None = 
     if target is not None:
         write_section(target, text)
         log(f"wrote {target}")
+        from benchmarks import plots  # matplotlib (the bench extra's jaxcnn[viz])
+
+        for path in plots.write_figures(target):
+            log(f"wrote {path}")
     if args.json is not None:
         args.json.write_text(json.dumps({"meta": meta, **sections}, indent=1, default=str))
     return {"meta": meta, "report": text, **sections}

@@ -32,6 +32,7 @@ _PARAMETER_SECTIONS = re.compile(
     r"^(args|arguments|params|parameters|(keyword|other) (args|arguments|params|parameters)):$",
     flags=re.IGNORECASE)
 _GROUPED_ITEM = re.compile(r"^(?P<names>\w+(?:,[ \t]*\w+)+)(?P<rest>[ \t]*(?:\(.*\))?:.*)$")
+_NAME_LIST = re.compile(r"^\w+(?:,[ \t]*\w+)*,$")
 _FLAX_MODULE = {"flax.linen.Module", "flax.linen.module.Module"}
 
 
@@ -74,6 +75,12 @@ def split_grouped_items(text: str) -> str:
           b: the ends.
             Inclusive.
           c: x
+        >>> print(split_grouped_items("Args:\\n  a, b,\\n  c: as before.\\n  d: x"))
+        Args:
+          a: as before.
+          b: as before.
+          c: as before.
+          d: x
     """
     lines, out, i = text.split("\n"), [], 0
     in_section, item_indent = False, None
@@ -83,8 +90,15 @@ def split_grouped_items(text: str) -> str:
             in_section, item_indent = bool(_PARAMETER_SECTIONS.match(line.strip())), None
         elif in_section and line.strip():
             item_indent = _indent(line) if item_indent is None else item_indent
-            match = _GROUPED_ITEM.match(line.strip())
+            # A list of names may wrap: "a, b,\n  c: ..." (each line ends with a comma).
+            joined, last = line.strip(), i
+            while (_NAME_LIST.match(joined) and last + 1 < len(lines)
+                   and _indent(lines[last + 1]) == item_indent):
+                last += 1
+                joined += " " + lines[last].strip()
+            match = _GROUPED_ITEM.match(joined)
             if match and _indent(line) == item_indent:
+                i = last
                 end = i + 1
                 while end < len(lines) and (not lines[end].strip()
                                             or _indent(lines[end]) > item_indent):

@@ -12,6 +12,13 @@ the imports once, keeps this process's modules and working directory clean, and 
 with XLA's CPU backend optimisations off. The snippets are dominated by compiling many small
 programs, which that makes about 3x cheaper; what they print does not depend on it (the
 ``text`` blocks are generated at the default level and checked at this one).
+
+Figures: a page embeds a picture its snippets drew (``![alt](name.png)``, the file a block
+wrote into the page's working directory). With ``JAXCNN_DOCS_FIGURES=DIR`` set, the child
+copies every embedded image of a page it ran to ``DIR/<page's folder>/name.png``, where the
+site build's hook (``docs/figures_hook.py``) picks it up. The pages run once per test
+session and the site is built after them, with their figures (``tests/_site.py``, the
+``docs_site`` fixture, shared with ``tests/test_browser.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +30,9 @@ import io
 import json
 import os
 import re
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 import traceback
 import types
 from pathlib import Path
@@ -87,8 +93,22 @@ def run_page(page: str) -> list[tuple[str, str, str | None]]:
     return results
 
 
+def _hook():
+    """``docs/figures_hook.py``, the mkdocs hook (not a package module)."""
+    spec = importlib.util.spec_from_file_location("figures_hook", DOCS / "figures_hook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run_pages(out: str, pages: list[str]) -> None:
-    """Child process: run each page in a fresh directory; JSON ``{page: {blocks, error}}``."""
+    """Child process: run each page in a fresh directory; JSON ``{page: {blocks, error}}``.
+
+    With ``JAXCNN_DOCS_FIGURES`` set, a page's embedded images are copied there after it ran
+    (those it did not write are not: the site build then reports them missing).
+    """
+    hook = _hook()
+    figures = os.environ.get(hook.ENV)
     results = {}
     for page in pages:
         os.chdir(tempfile.mkdtemp(prefix="docs_page_"))
@@ -96,26 +116,23 @@ def _run_pages(out: str, pages: list[str]) -> None:
             results[page] = {"blocks": run_page(page), "error": None}
         except BaseException:  # noqa: BLE001 - reported per page by the test
             results[page] = {"blocks": [], "error": traceback.format_exc()}
+        for image in hook.embedded_images((DOCS / page).read_text()) if figures else ():
+            if Path(image).is_file():
+                target = Path(figures, hook.figure_uri(page, image))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(image, target)
     Path(out).write_text(json.dumps(results))
 
 
-def test_every_page_runs_and_prints_what_it_shows(tmp_path):
-    # One test, not one per page: the child process runs every page once, whichever xdist
-    # worker gets it. Datasets are prepared under tmp, never in the user's home.
-    env = {**os.environ, "TMPDIR": str(tmp_path), "JAXCNN_DATA_DIR": str(tmp_path / "data"),
-           "TFDS_DATA_DIR": str(tmp_path / "tfds"), "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""),
-                                  "--xla_backend_optimization_level=0",
-                                  "--xla_llvm_disable_expensive_passes=true"]).strip()}
-    out = tmp_path / "results.json"
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, str(out), *PAGES], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    print(f"{len(PAGES)} pages in {time.perf_counter() - start:.1f} s")
+def test_every_page_runs_and_prints_what_it_shows(docs_site):
+    # One test, not one per page: the child process runs every page once (tests/_site.py),
+    # whichever xdist worker gets it, and the site is built after it, with its figures.
+    # Datasets are prepared under tmp, never in the user's home.
+    pages = docs_site["pages"]
+    assert pages["returncode"] == 0, pages["stderr"][-5000:]
+    print(f"{len(PAGES)} pages in {pages['seconds']:.1f} s")
     failures = []
-    for page, result in json.loads(out.read_text()).items():
+    for page, result in pages["results"].items():
         if result["error"]:
             failures.append(f"docs/{page} raised:\n{result['error']}")
         for where, printed, expected in result["blocks"]:
@@ -143,26 +160,49 @@ def test_every_python_and_text_block_is_checked():
                     f"follow a python block, so nothing checks it")
 
 
-def test_site_builds_strict(tmp_path):
-    """``mkdocs build --strict``: no broken link or anchor, no page outside the nav, every
-    ``::: module`` resolves, no docstring warning from griffe, and every public name of every
-    public module has an entry in the API reference."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
-         "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "WARNING" not in proc.stderr, proc.stderr
-    print(f"mkdocs build --strict: {elapsed:.1f} s")
+def test_site_builds_strict(docs_site):
+    """``mkdocs build --strict``: no broken link or anchor, no page outside the nav, no image
+    missing, every ``::: module`` resolves, no docstring warning from griffe, and every
+    public name of every public module has an entry in the API reference."""
+    build = docs_site["build"]
+    assert build["returncode"] == 0, build["stdout"] + build["stderr"]
+    assert "WARNING" not in build["stderr"], build["stderr"]
+    print(f"mkdocs build --strict: {build['seconds']:.1f} s")
     anchors = set()
-    for html in (tmp_path / "site" / "api").rglob("index.html"):
+    for html in (docs_site["site"] / "api").rglob("index.html"):
         anchors |= set(re.findall(r'id="(jaxcnn\.[\w.]+)"', html.read_text()))
     missing = [f"{module}.{name}" for module in ["jaxcnn"] + sorted(
         f"jaxcnn.{m}" for m in _public_modules()) for name in _public_names(module)
         if not any(a.startswith(module + ".") and a.endswith("." + name) for a in anchors)]
     assert not missing, f"public names without an entry in the API reference: {missing}"
+
+
+def test_every_embedded_image_is_a_png_in_the_site(docs_site):
+    """Each ``![alt](name.png)`` of each page is a non-empty PNG in the built site: the figure
+    its own snippets drew (none is committed: ``.gitignore``)."""
+    hook = _hook()
+    assert docs_site["build"]["returncode"] == 0, docs_site["build"]["stderr"]
+    bad, count = [], 0
+    for page in PAGES:
+        for image in hook.embedded_images((DOCS / page).read_text()):
+            count += 1
+            path = docs_site["site"] / hook.figure_uri(page, image)
+            data = path.read_bytes() if path.is_file() else b""
+            if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 100:
+                bad.append(f"docs/{page}: {image} -> {path} "
+                           f"({'missing' if not path.is_file() else f'{len(data)} bytes'})")
+            assert not (DOCS / hook.figure_uri(page, image)).exists(), (
+                f"docs/{page}: {image} is a file in docs/; figures are drawn by the build")
+    assert count >= 8, f"only {count} embedded figures found"
+    assert not bad, "embedded images that are not non-empty PNGs in the site:\n" + "\n".join(bad)
+
+
+def test_figures_hook():
+    hook = _hook()
+    assert hook.embedded_images('![a](x.png "t") ![b](../y.png) ![c](/z.png)') == [
+        "x.png", "../y.png"]
+    assert hook.figure_uri("experiments/filters_demo.md", "../guide/a.png") == "guide/a.png"
+    assert hook.page_digest("x") != hook.page_digest("y")
 
 
 def _public_modules() -> set[str]:
@@ -211,4 +251,8 @@ def test_griffe_extensions():
 
 
 if __name__ == "__main__":
+    # Run as a script, this file's folder (tests/, with tests/benchmarks/) would come first on
+    # the path; the pages import the checkout's packages (benchmarks, experiments), as a
+    # reader in the checkout would.
+    sys.path[0] = str(ROOT)
     _run_pages(sys.argv[1], sys.argv[2:])
