@@ -40,6 +40,8 @@ def test_quick_run_prints_table_with_ratios_and_keeps_the_rest_of_results(tmp_pa
     assert text.count(run.BEGIN) == text.count(run.END) == 1
     assert "keep me" in text and "tail" in text and "stale" not in text
     assert "\n".join(table) in text and "GFLOP/s" in text
+    # and drawn next to it (benchmarks/plots.py): a quick run has the throughput table only
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["benchmark_throughput.png"]
 
 
 @pytest.mark.parametrize("name", list(_cells.MODELS))
