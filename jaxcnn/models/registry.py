@@ -16,6 +16,9 @@ from jaxcnn import layers as L
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _INPUT_SHAPES: dict[str, tuple[int, ...]] = {}
 APIS = ("linen", "nnx")
+"""The front ends :func:`create` builds a model for (``api=``), and the experiment command
+trains with (``config.api``): ``"linen"`` (a ``flax.linen.Module``) or ``"nnx"`` (an
+``nnx.Module``)."""
 IMAGENET_INPUT = (224, 224, 3)
 CIFAR_INPUT = (32, 32, 3)
 
