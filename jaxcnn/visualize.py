@@ -42,7 +42,9 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 def _save(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    # "tight": the saved image grows to hold every artist, so a title wider than a small
+    # grid (four 11x11 kernels) is not cut at the edges.
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     return path
 
 

@@ -47,6 +47,28 @@ def test_kernel_grid_one_axes_per_filter(c_in, c_out, normalize):
         assert all(np.isclose(float(t.max()), 1.0) for t in tiles)
 
 
+def _title_wider(fig, renderer):
+    return fig._suptitle.get_window_extent(renderer).width > fig.bbox.width
+
+
+def test_a_title_wider_than_the_grid_is_not_cut(tmp_path):
+    """Four kernels make a figure narrower than its title: the saved PNG holds the whole
+    title (its rendered extent fits the image) with a margin of background on each side."""
+    k = np.random.default_rng(0).normal(size=(11, 11, 1, 4)).astype(np.float32)
+    path = visualize.kernel_grid(k, tmp_path / "k.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = V._kernel_figure(k, "per_filter")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    assert _title_wider(fig, renderer)  # the case this test is about
+    title = fig._suptitle.get_window_extent(renderer)
+    pixels = _assert_picture(path)
+    assert pixels.shape[1] >= title.width  # at dpi 100, as saved
+    # the left and right columns are background (white): nothing drawn touches the edge
+    for column in (pixels[:, 0, :3], pixels[:, -1, :3]):
+        assert float(column.min()) > 0.99
+
+
 def test_kernel_grid_writes_png_and_takes_bfloat16(tmp_path):
     k = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 3, 8)), jnp.bfloat16)
     out = visualize.kernel_grid(k, tmp_path / "sub" / "k.png")
