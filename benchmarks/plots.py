@@ -165,7 +165,7 @@ def throughput_figure(results: dict[str, Any]) -> Any:
         ax.set_title(model)
         ax.set_ylabel("images/s")
     axes[-1].legend(fontsize="small")
-    fig.suptitle(f"Throughput by framework and model ({_when(results)})")
+    fig.suptitle(f"Throughput by framework and model\n({_when(results)})")
     return fig
 
 
@@ -217,7 +217,7 @@ def scaling_figure(results: dict[str, Any]) -> Any:
         ax.set_ylabel("images/s")
         ax.set_title("LeNet-5 train step vs device count")
         ax.legend(fontsize="small")
-    fig.suptitle(f"Scaling ({_when(results)})")
+    fig.suptitle(f"Scaling\n({_when(results)})")
     return fig
 
 
@@ -252,7 +252,7 @@ def time_to_accuracy_figure(results: dict[str, Any]) -> Any:
     ax.set_xlim(0, 1.2 * max(r["wall_s"] for r in rows))
     ax.set_xlabel("wall seconds from launch (start-up, data, compilation, training)")
     targets = ", ".join(dict.fromkeys(r["target"] for r in rows))
-    fig.suptitle(f"Time to {targets} test accuracy on MNIST ({_when(results)})")
+    fig.suptitle(f"Time to {targets} test accuracy on MNIST\n({_when(results)})")
     return fig
 
 
@@ -289,7 +289,8 @@ def write_figures(results_md: str | Path = RESULTS, out_dir: str | Path | None =
     for key, (make, data) in makers.items():
         if data:
             path = out_dir / FILES[key]
-            make(results).savefig(path, dpi=100)
+            # tight: a long title grows the image instead of being cut at its edges
+            make(results).savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.05)
             written.append(path)
     return written
 

@@ -85,6 +85,12 @@ def test_write_figures_next_to_the_results_and_only_what_the_record_has(tmp_path
     for path in paths:
         assert path.parent == tmp_path and path.read_bytes().startswith(b"\x89PNG")
         assert path.stat().st_size > 10_000
+        # Nothing is cut at the sides (a title longer than the axes once was): the outer
+        # columns are background.
+        from matplotlib import image as mpimg
+
+        pixels = mpimg.imread(path)[..., :3]
+        assert float(pixels[:, 0].min()) > 0.99 and float(pixels[:, -1].min()) > 0.99, path
     only_throughput = RECORD.split("### Scaling")[0] + run.END
     record.write_text(only_throughput)
     assert [p.name for p in plots.write_figures(record, tmp_path / "out")] == [
