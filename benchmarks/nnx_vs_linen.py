@@ -9,11 +9,12 @@ with ``nnx.jit`` and called through ``nnx.cached_partial``, Flax's way to skip t
 graph traversal); and the training loop's step (``jaxcnn.training.make_train_step`` on
 :func:`jaxcnn.training.create_train_state` vs :func:`jaxcnn.training.create_nnx_train_state`,
 what ``config.api`` switches). Reported: seconds to the end of the first step (trace +
-compile + run), then the median step time over ``--steps`` steps after two warm-up steps, and
-the NNX/Linen ratios (the first-step column is sensitive to order: what ran before warms
-JAX's and XLA's caches). A second table times the training loop's step alone: tracing and
-lowering, then XLA compilation, of a fresh jit per measurement, Linen and NNX alternating, the
-median of three. The two run alternately in one process on the same inputs. CPU, XLA defaults.
+compile + run), then the median step time over ``--steps`` steps after two warm-up steps
+(Linen and NNX timed in alternating blocks of steps), and the NNX/Linen ratios (the
+first-step column is sensitive to order: what ran before warms JAX's and XLA's caches). A
+second table times the training loop's step alone: tracing and lowering, then XLA
+compilation, of a fresh jit per measurement, Linen and NNX alternating, the median of three.
+CPU, XLA defaults.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def trace_and_compile_seconds(state, x, labels):
     return traced - start, time.perf_counter() - traced
 
 
-def measure(make, name, x, labels, steps):
+def first_step(make, name, x, labels):
+    """Build the step and run it once: ``(seconds, run)``."""
     tx = optax.sgd(0.01, momentum=0.9)
     start = time.perf_counter()
     run = make(name, x, labels, tx)
@@ -143,12 +145,21 @@ def measure(make, name, x, labels, steps):
     first = time.perf_counter() - start
     for _ in range(2):
         jax.block_until_ready(run())
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        jax.block_until_ready(run())
-        times.append(time.perf_counter() - t)
-    return first, statistics.median(times)
+    return first, run
+
+
+def step_times(runs, steps, block=10):
+    """Median seconds per step of each of ``runs``, timed in alternating blocks of ``block``
+    steps (order flipped every round), so both see the same machine state."""
+    per_step = [[] for _ in runs]
+    for r in range(max(steps // block, 1)):
+        for i in (range(len(runs)) if r % 2 == 0 else reversed(range(len(runs)))):
+            t = time.perf_counter()
+            for _ in range(block):
+                out = runs[i]()
+            jax.block_until_ready(out)
+            per_step[i].append((time.perf_counter() - t) / block)
+    return [statistics.median(t) for t in per_step]
 
 
 def main(argv=None):
@@ -174,11 +185,13 @@ def main(argv=None):
                                   ("training loop (config.api)", loop_linen_step,
                                    loop_nnx_step)):
             if args.nnx_first:
-                nf, ns = measure(nnx_, name, x, labels, args.steps)
-                lf, ls = measure(linen, name, x, labels, args.steps)
+                nf, nrun = first_step(nnx_, name, x, labels)
+                lf, lrun = first_step(linen, name, x, labels)
             else:
-                lf, ls = measure(linen, name, x, labels, args.steps)
-                nf, ns = measure(nnx_, name, x, labels, args.steps)
+                lf, lrun = first_step(linen, name, x, labels)
+                nf, nrun = first_step(nnx_, name, x, labels)
+            ls, ns = step_times([lrun, nrun], args.steps,
+                                block=max(1, min(10, args.steps // 4)))
             print(f"| {name} | {kind} | {lf:.2f} | {nf:.2f} | {nf / lf:.2f} | "
                   f"{1e3 * ls:.2f} | {1e3 * ns:.2f} | {ns / ls:.2f} |", flush=True)
     compile_table(args.models.split(","), args.batch)
