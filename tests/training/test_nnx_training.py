@@ -13,12 +13,12 @@ import optax
 import pytest
 from flax import nnx
 
-from experiments.configs import default
 from jaxcnn import nnx as jnnx
 from jaxcnn.training import make_train_step
 from jaxcnn.training.checkpoint import Checkpointer
 from jaxcnn.training.loop import train
 from jaxcnn.training.nnx_state import NnxTrainState, create_nnx_train_state, merge_model
+from tests.training.test_loop import _config as loop_config
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,8 @@ def data_dir(tmp_path_factory):
 
 
 def _config(data_dir, **overrides):
-    config = default.get_config()
-    config.data_dir = data_dir
-    config.num_steps = 12
-    config.batch_size = 32
-    config.log_every_steps = 4
-    config.eval_every_steps = 0
-    config.checkpoint_every_steps = 4
-    for k, v in overrides.items():
-        setattr(config, k, v)
-    return config
+    """test_loop's short run (12 steps of 32), evaluated once at the end."""
+    return loop_config(data_dir, **{"eval_every_steps": 0, **overrides})
 
 
 def _restore(workdir):
