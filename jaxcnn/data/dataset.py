@@ -225,7 +225,9 @@ class Dataset:
             self.mean = np.asarray(self.spec.mean, np.float32)
             self.std = np.asarray(self.spec.std, np.float32)
         else:  # digits: statistics of the enlarged train split
-            train = self._preprocess.images(_read_split(builder, "train")[0]) / 255.0
+            # The whole train split is this dataset's own images: decode them once, not twice.
+            train = (self._arrays[0] if split == "train" else
+                     self._preprocess.images(_read_split(builder, "train")[0])) / 255.0
             self.mean = train.mean(axis=(0, 1, 2)).astype(np.float32)
             self.std = train.std(axis=(0, 1, 2)).astype(np.float32)
 
