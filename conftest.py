@@ -4,11 +4,13 @@
   a device count given there), so a preset ``XLA_FLAGS`` does not silently skip every pmap,
   mesh and synchronised-BatchNorm test.
 * XLA compiles without its backend optimisations (``JAX_DISABLE_MOST_OPTIMIZATIONS=1``:
-  backend optimisation level 0, no expensive LLVM passes): the suite checks values and
-  behaviour, not speed, and compiling is most of its time (this halves it on 2 cores). The
+  backend optimisation level 0, no expensive LLVM passes) and with its classic CPU emitters
+  instead of the MLIR fusion emitters (``tests/_xla.py``): the suite checks values and
+  behaviour, not speed, and compiling is most of its time (each halves it on 2 cores). The
   operations and their float32 results are XLA's either way. Tests marked ``optimized_xla``
-  (hundreds of training steps, where running dominates) compile with the defaults;
-  ``JAXCNN_TEST_OPTIMIZED_XLA=1`` keeps the defaults everywhere. Speed is measured in
+  (hundreds of training steps, where running dominates) and their subprocesses compile with
+  the defaults (the emitters only where they start a new process); ``JAXCNN_TEST_OPTIMIZED_XLA=1``
+  keeps the defaults everywhere. Speed is measured in
   ``benchmarks/``, which never runs under this file.
 * ``CI`` set (``.ci/run`` runs with ``CI=true``): a skipped test is a failure, naming what was
   missing, because in CI every requirement of the project (torch, Keras, the real MNIST files
@@ -20,7 +22,7 @@ import os
 
 import pytest
 
-from tests._xla import with_device_count
+from tests._xla import with_device_count, with_quick_compile, without_quick_compile
 
 # Must happen before jax initialises its backends; harmless for single-device tests, which
 # use the default device (device 0).
@@ -31,6 +33,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 QUICK_COMPILE = os.environ.get("JAXCNN_TEST_OPTIMIZED_XLA", "") not in ("1", "true", "yes")
 if QUICK_COMPILE:
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+    os.environ["XLA_FLAGS"] = with_quick_compile()
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -53,6 +56,7 @@ def _xla_optimisations(request, monkeypatch):
     import jax
 
     monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "0")
+    monkeypatch.setenv("XLA_FLAGS", without_quick_compile())
     jax.config.update("jax_disable_most_optimizations", False)
     try:
         yield

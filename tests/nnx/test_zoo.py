@@ -88,10 +88,14 @@ def test_nnx_model_equals_linen_in_eval_and_train_mode(name):
     reference = jax.jit(lambda v, x: linen.apply(v, x, train=True, rngs={"dropout": key},
                                                  mutable=["batch_stats"]))(variables, x)
     expected, updates = reference
-    _assert_trees_close(y, expected, rtol=1e-6, atol=1e-6)
+    # In train mode the two programs differ (NNX writes the batch statistics back into the
+    # module, Linen returns them), so XLA may fuse and order reductions differently: equal up
+    # to float32 rounding, which BatchNorm's batch statistics amplify layer by layer (4e-5
+    # relative after GoogLeNet's 22 layers).
+    _assert_trees_close(y, expected, rtol=1e-4, atol=1e-5)
     if "batch_stats" in variables:
         after = to_linen(model)["batch_stats"]
-        _assert_trees_close(after, dict(updates["batch_stats"]), rtol=1e-6, atol=1e-7)
+        _assert_trees_close(after, dict(updates["batch_stats"]), rtol=1e-4, atol=1e-6)
         assert not np.allclose(jax.tree.leaves(after)[0], jax.tree.leaves(
             variables["batch_stats"])[0])
 
