@@ -42,6 +42,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "other_platform: a test that applies only to another OS, CPU or build; "
                    "its skip here is expected, also in CI")
+    # pytest-xdist registers it when loaded; `-p no:xdist` (one process) must still collect.
+    config.addinivalue_line(
+        "markers", "xdist_group(name): run these tests on one xdist worker (--dist loadgroup)")
     config.addinivalue_line(
         "markers", "optimized_xla: a test that executes far more than it compiles (hundreds of "
                    "training steps); it and its subprocesses compile with XLA's optimisations")
