@@ -31,7 +31,7 @@ train: $(STAMP)
 	$(BIN)/python -m experiments.train --config experiments/configs/default.py --workdir workdir/default
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" --durations=15
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

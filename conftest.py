@@ -42,9 +42,6 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "other_platform: a test that applies only to another OS, CPU or build; "
                    "its skip here is expected, also in CI")
-    # pytest-xdist registers it when loaded; `-p no:xdist` (one process) must still collect.
-    config.addinivalue_line(
-        "markers", "xdist_group(name): run these tests on one xdist worker (--dist loadgroup)")
     config.addinivalue_line(
         "markers", "optimized_xla: a test that executes far more than it compiles (hundreds of "
                    "training steps); it and its subprocesses compile with XLA's optimisations")
@@ -65,6 +62,35 @@ def _xla_optimisations(request, monkeypatch):
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", True)
+
+
+# Modules whose tests share a costly module fixture or the same compiled programs: under
+# `pytest -n` (xdist's default --dist load) each runs on one worker, so that work is done once
+# instead of once per worker; every other test is balanced across workers one by one.
+ONE_WORKER_MODULES = {
+    "tests/weights/test_keras.py",  # Keras reference models, tens of seconds each
+    "tests/functional/test_pooling.py",  # 332 cases compiling the same small programs
+    "tests/test_guest_process.py",  # the guest process, about 30 s
+}
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent without xdist
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's ``--dist load`` with the modules of ``ONE_WORKER_MODULES`` kept together.
+
+    (``--dist loadgroup`` would do it with markers, but pytest-xdist 3.8 groups by rewriting
+    ``item._nodeid``, which pytest 9 no longer reads: the markers are silently ignored.)
+    """
+    if config.getvalue("dist") != "load":
+        return None  # an explicit --dist choice is the user's
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return ModulesTogether(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -36,10 +36,6 @@ from jaxcnn._native import host_memory
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = host_memory._glibc() is not None
 
-# One xdist worker runs this module (`make test` uses --dist loadgroup): the guest process
-# (about 30 s) runs once, not once per worker.
-pytestmark = pytest.mark.xdist_group("guest")
-
 # Defines returns_freed_memory(): True if a freed 64 MiB block leaves the process.
 MALLOC_PROBE = """
 import ctypes, os

@@ -19,10 +19,6 @@ from jax.test_util import check_grads
 
 from jaxcnn.functional import pooling as P
 
-# One xdist worker runs this module (`make test` uses --dist loadgroup): its hundreds of cases
-# compile the same small programs, once instead of once per worker.
-pytestmark = pytest.mark.xdist_group("pooling")
-
 # ----------------------------------------------------------------------------- references
 
 

@@ -30,10 +30,6 @@ from jaxcnn import layers as L
 from jaxcnn.weights import from_keras, keras_model, read_keras_h5
 from tests.weights import _keras_helpers as kh
 
-# One xdist worker runs this module (`make test` uses --dist loadgroup): its Keras reference
-# models (tens of seconds each) are built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("keras")
-
 NUM_CLASSES = 10
 TOL = 1e-4
 LEGACY = ("densenet121", "xception")   # also saved in the legacy HDF5 layout
