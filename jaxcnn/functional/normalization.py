@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxcnn.functional._checks import check_float, check_rank, normalize_tuple
 from jaxcnn.functional.shapes import resolve_padding
@@ -99,31 +100,59 @@ def _whiten(xf: jax.Array, mean: jax.Array, var: jax.Array, eps: float) -> jax.A
     return (xf - mean) * lax.rsqrt(var + eps)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _standardize(xf: jax.Array, eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``((x - mu) / sqrt(sigma2 + eps), mu, sigma2)``; moments over all axes but the last.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _batch_norm_train(xf: jax.Array, scale: jax.Array, bias: jax.Array, eps: float
+                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(y, mu, sigma2)``, ``y = (x - mu) / sqrt(sigma2 + eps) * scale + bias``; moments over
+    all axes but the last, ``scale`` and ``bias`` of shape ``(C,)``.
 
-    Same values as :func:`_moments` + :func:`_whiten`; the JVP below is written out so that the
-    backward pass XLA derives from it is the textbook one: one pass for both sums, one for the
-    gradient. Differentiating the two-pass variance through ``x - mu`` instead needs a sum that
-    waits on another sum, and a third pass over the activations (BatchNorm + ReLU forward and
-    backward at 128x32x32x64: 29.5 ms that way, 23.3 ms this way).
+    The formula of :func:`_moments` + :func:`_whiten` + :func:`_affine`, with a JVP written out
+    so that the backward pass XLA derives from it is the textbook one: two sums over the
+    activations (``sum(g)`` and ``sum(g * (x - mu))`` of the incoming gradient ``g``, which
+    are also the gradients of ``bias`` and ``scale``) and one elementwise pass for the input
+    gradient. Per-channel factors multiply the sums, never the activations, and every
+    full-size term enters by addition: the transposed JVP then asks for the same two sums
+    three times over, which XLA's CSE computes once, and ``x - mu`` (written for the variance
+    anyway) is the only residual. Applying ``scale`` to ``g`` before summing (a custom JVP of
+    the standardisation alone, the affine left to autodiff) compiles to six sums and two more
+    elementwise passes per layer; ResNet-18/CIFAR train step on 2 cores: 120 -> 80
+    reductions, 184 -> 84 ms per step in them and the two passes.
     """
-    axes = tuple(range(xf.ndim - 1))
-    mean, var = _moments(xf, axes)
-    return _whiten(xf, mean, var, eps), mean.reshape(-1), var.reshape(-1)
+    y, mean, var, _, _ = _batch_norm_forward(xf, scale, bias, eps)
+    return y, mean, var
 
 
-@_standardize.defjvp
-def _standardize_jvp(eps: float, primals: tuple[jax.Array], tangents: tuple[jax.Array]):
-    (xf,), (dx,) = primals, tangents
-    xhat, mean, var = _standardize(xf, eps)
+def _batch_norm_forward(xf, scale, bias, eps):
+    """``(y, mu, sigma2, x - mu, rsqrt(sigma2 + eps))``; the statistics of shape ``(C,)``."""
     axes = tuple(range(xf.ndim - 1))
+    mean = jnp.mean(xf, axes)
+    centered = xf - mean  # two passes: no cancellation when |mean| >> std
+    var = jnp.mean(jnp.square(centered), axes)
     rstd = lax.rsqrt(var + eps)
-    dmean = jnp.mean(dx, axes)
-    proj = jnp.mean(xhat * dx, axes)  # = rstd * dvar / 2, as mean(x - mu) = 0
-    dxhat = rstd * (dx - dmean - xhat * proj)
-    return (xhat, mean, var), (dxhat, dmean, 2 * proj / rstd)
+    return centered * (rstd * scale) + bias, mean, var, centered, rstd
+
+
+def _batch_norm_train_jvp(eps: float, primals: tuple[jax.Array, ...],
+                          tangents: tuple[Any, ...]):
+    (xf, scale, bias), (dx, dscale, dbias) = primals, tangents
+    y, mean, var, centered, rstd = _batch_norm_forward(xf, scale, bias, eps)
+    gain = rstd * scale
+    terms, dmean, dvar = [], jnp.zeros_like(mean), jnp.zeros_like(var)
+    if not isinstance(dx, SymbolicZero):
+        axes = tuple(range(xf.ndim - 1))
+        dmean = jnp.mean(dx, axes)
+        cov = jnp.mean(centered * dx, axes)  # = dvar / 2, as mean(x - mu) = 0
+        dvar = 2 * cov
+        terms += [gain * dx, -gain * dmean, centered * (-gain * rstd * rstd * cov)]
+    if not isinstance(dscale, SymbolicZero):
+        terms.append(centered * (rstd * dscale))
+    if not isinstance(dbias, SymbolicZero):
+        terms.append(jnp.broadcast_to(dbias, y.shape))
+    dy = functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
+    return (y, mean, var), (dy, dmean, dvar)
+
+
+_batch_norm_train.defjvp(_batch_norm_train_jvp, symbolic_zeros=True)
 
 
 def _affine(y: jax.Array, scale: jax.Array | None, bias: jax.Array | None, dtype: Any
@@ -217,7 +246,12 @@ def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None,
         y = _whiten(xf, mean.astype(dtype), var.astype(dtype), eps)
         return _affine(y, scale, bias, x.dtype), (mean, var)
     if axis_name is None:
-        y, batch_mean, batch_var = _standardize(xf, eps)
+        ones_or_scale = jnp.ones(x.shape[-1], dtype) if scale is None else scale.astype(dtype)
+        zeros_or_bias = jnp.zeros(x.shape[-1], dtype) if bias is None else bias.astype(dtype)
+        y, batch_mean, batch_var = _batch_norm_train(xf, ones_or_scale, zeros_or_bias, eps)
+        new_mean = (momentum * mean + (1 - momentum) * batch_mean).astype(mean.dtype)
+        new_var = (momentum * var + (1 - momentum) * batch_var).astype(var.dtype)
+        return y.astype(x.dtype), (new_mean, new_var)
     else:
         axes = tuple(range(x.ndim - 1))
         batch_mean, batch_var = _moments(xf, axes, axis_name, axis_index_groups)
