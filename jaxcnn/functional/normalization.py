@@ -122,7 +122,8 @@ def _batch_norm_train(xf: jax.Array, scale: jax.Array, bias: jax.Array, eps: flo
     return y, mean, var
 
 
-def _batch_norm_forward(xf, scale, bias, eps):
+def _batch_norm_forward(xf: jax.Array, scale: jax.Array, bias: jax.Array, eps: float
+                        ) -> tuple[jax.Array, ...]:
     """``(y, mu, sigma2, x - mu, rsqrt(sigma2 + eps))``; the statistics of shape ``(C,)``."""
     axes = tuple(range(xf.ndim - 1))
     mean = jnp.mean(xf, axes)
@@ -249,17 +250,14 @@ def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None,
         ones_or_scale = jnp.ones(x.shape[-1], dtype) if scale is None else scale.astype(dtype)
         zeros_or_bias = jnp.zeros(x.shape[-1], dtype) if bias is None else bias.astype(dtype)
         y, batch_mean, batch_var = _batch_norm_train(xf, ones_or_scale, zeros_or_bias, eps)
-        new_mean = (momentum * mean + (1 - momentum) * batch_mean).astype(mean.dtype)
-        new_var = (momentum * var + (1 - momentum) * batch_var).astype(var.dtype)
-        return y.astype(x.dtype), (new_mean, new_var)
     else:
         axes = tuple(range(x.ndim - 1))
         batch_mean, batch_var = _moments(xf, axes, axis_name, axis_index_groups)
         batch_mean, batch_var = batch_mean.reshape(-1), batch_var.reshape(-1)
-        y = _whiten(xf, batch_mean, batch_var, eps)
+        y = _affine(_whiten(xf, batch_mean, batch_var, eps), scale, bias, dtype)
     new_mean = (momentum * mean + (1 - momentum) * batch_mean).astype(mean.dtype)
     new_var = (momentum * var + (1 - momentum) * batch_var).astype(var.dtype)
-    return _affine(y, scale, bias, x.dtype), (new_mean, new_var)
+    return y.astype(x.dtype), (new_mean, new_var)
 
 
 # ------------------------------------------------------------- layer / group / instance
