@@ -125,10 +125,8 @@ def _batch_norm_train(xf: jax.Array, scale: jax.Array, bias: jax.Array, eps: flo
 def _batch_norm_forward(xf: jax.Array, scale: jax.Array, bias: jax.Array, eps: float
                         ) -> tuple[jax.Array, ...]:
     """``(y, mu, sigma2, x - mu, rsqrt(sigma2 + eps))``; the statistics of shape ``(C,)``."""
-    axes = tuple(range(xf.ndim - 1))
-    mean = jnp.mean(xf, axes)
-    centered = xf - mean  # two passes: no cancellation when |mean| >> std
-    var = jnp.mean(jnp.square(centered), axes)
+    mean, var = (m.reshape(-1) for m in _moments(xf, tuple(range(xf.ndim - 1))))
+    centered = xf - mean  # the same array as _moments' (XLA's CSE): written once
     rstd = lax.rsqrt(var + eps)
     return centered * (rstd * scale) + bias, mean, var, centered, rstd
 
