@@ -40,6 +40,8 @@ CONFIGS = {
     "dilated": ((2, 7, 7, 2), (2, 3, 2, 3), 1, ((1, 0), (2, 1)), (2, 1), 1),
     "grouped": ((2, 5, 6, 4), (3, 3, 2, 6), (1, 2), ((1, 1), (0, 1)), 1, 2),
     "depthwise": ((2, 6, 6, 3), (3, 3, 1, 6), 2, ((1, 1), (1, 1)), 1, 3),
+    # a projection shortcut: oneDNN runs it at stride 1 on the rows and columns it reads
+    "1x1 strided": ((2, 7, 6, 4), (1, 1, 4, 6), (2, 3), ((0, 1), (0, 0)), 1, 1),
 }
 BATCH8 = {name: ((8,) + cfg[0][1:],) + cfg[1:] for name, cfg in CONFIGS.items()}
 NDEV = jax.device_count()

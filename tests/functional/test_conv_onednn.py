@@ -7,8 +7,10 @@ of backend is checked (oneDNN for 2-D float32 on one CPU device, XLA otherwise).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -230,3 +232,23 @@ def test_input_read_by_no_window_is_exact_on_every_call(case):
         got = ours(x, k)
         assert_close(got[0], want[0])
         assert_close(got[1], want[1])
+
+
+def test_strided_1x1_runs_at_stride_1_on_the_rows_and_columns_it_reads():
+    # A 1x1 kernel at stride s reads every s-th row and column of x: oneDNN gets those (a
+    # quarter-size array for s = 2, kept for the kernel gradient instead of x) at stride 1.
+    # ResNet-18/CIFAR's three shortcuts, oneDNN's time per train step: 30.7 -> 19.9 ms.
+    x, k = randn((2, 9, 8, 4), 0), randn((1, 1, 4, 8), 1)
+
+    def loss(x, k, conv):
+        return jnp.sum(jnp.sin(conv(x, k, (2, 2), ((0, 0), (0, 0)))))
+
+    grad = jax.jit(jax.grad(functools.partial(loss, conv=onednn.conv), (0, 1)))
+    text = grad.lower(x, k).as_text()
+    calls = re.findall(r"custom_call @jaxcnn_onednn_conv_\w+\(.*strides = dense<(\d)>.*"
+                       r"tensor<2x5x4x", text)
+    assert calls == ["1", "1", "1"], text
+    want = jax.grad(functools.partial(loss, conv=lambda x, k, s, p: reference(
+        x, k, s, p, (1, 1), 1)), (0, 1))(x, k)
+    for got, expected in zip(grad(x, k), want, strict=True):
+        assert_close(got, expected)
