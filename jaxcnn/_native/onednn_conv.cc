@@ -163,10 +163,9 @@ ffi::Error MakeGeometry(ffi::Span<const int64_t> x_dims, ffi::Span<const int64_t
 
 // Working memory for the calling thread, grown as needed and kept (like oneDNN's own
 // thread-local scratchpad) so that a train step does not allocate on every call: slot 0 holds
-// the primitive's scratchpad, slot 1 the kernel in the primitive's layout. Allocated per call,
-// the reordered kernel (9 MiB for a 3x3x512x512 one) came from malloc each time, and at
-// glibc's defaults fresh pages each time: ResNet-18/CIFAR's 59 reorders per train step
-// took 30 ms, against 19 ms for PyTorch's.
+// the primitive's scratchpad, slot 1 the kernel in the primitive's layout (9 MiB for a
+// 3x3x512x512 one), which came from a fresh allocation per call before: ResNet-18/CIFAR's
+// 59 reorders per train step, 30.7-33.0 -> 28.6-28.9 ms (PyTorch's oneDNN 3.12: 19 ms).
 void* ThreadBuffer(int slot, size_t bytes) {
   thread_local std::vector<char> buffers[2];
   std::vector<char>& buffer = buffers[slot];
