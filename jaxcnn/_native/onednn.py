@@ -399,7 +399,7 @@ def _covered(x_shape, k_shape, y_shape, strides, padding, dilation):
     some calls (a 1x1 stride-2 kernel gradient of 2x8x8x4 -> 8: about half of the calls).
     Those rows and columns add nothing to any output or kernel gradient, and get a zero input
     gradient, so they are cropped off before oneDNN sees them. (A strided 1x1 convolution,
-    the case above, takes :func:`_subsampled_call` instead, which covers its input exactly.)
+    the case above, is subsampled instead (:func:`_subsampled`), which covers it exactly.)
     """
     sizes, pads = [], []
     for i in range(2):
@@ -410,43 +410,34 @@ def _covered(x_shape, k_shape, y_shape, strides, padding, dilation):
     return None if tuple(sizes) == tuple(x_shape[1:3]) else (tuple(sizes), tuple(pads))
 
 
-def _cropped(prim, x_shape, sizes, a, b, **params):
-    """``prim`` on the covered part of x (see :func:`_covered`), its result as on all of x."""
-    (n, h, w, c), (hc, wc) = x_shape, sizes
-    if prim is conv_backward_data_p:
-        dx = prim.bind(a, b, **{**params, "lhs_shape": (n, hc, wc, c)})
-        return lax.pad(dx, np.zeros((), dx.dtype), ((0, 0, 0), (0, h - hc, 0), (0, w - wc, 0),
-                                                    (0, 0, 0)))
-    return prim.bind(lax.slice(a, (0, 0, 0, 0), (n, hc, wc, c)), b, **params)
-
-
 def _subsampled(x_shape, k_shape, y_shape, strides, padding) -> bool:
     """Whether the convolution is a 1x1 kernel at a stride > 1 with no leading padding (ResNet's
     projection shortcut): then it reads only every stride-th row and column of x, and is the
-    same 1x1 convolution at stride 1 of those rows and columns (:func:`_subsampled_call`)."""
+    same 1x1 convolution at stride 1 of those rows and columns (:func:`_on_rows_read`)."""
     return (tuple(k_shape[:2]) == (1, 1) and max(strides) > 1
             and all(lo == 0 for lo, _ in padding)
             and all((y_shape[1 + i] - 1) * strides[i] < x_shape[1 + i] for i in range(2)))
 
 
-def _subsampled_call(prim, x_shape, y_shape, x_strides, a, b, **params):
-    """``prim`` of a 1x1 strided convolution (see :func:`_subsampled`) as a stride-1 one.
+def _on_rows_read(prim, x_shape, stops, steps, a, b, **params):
+    """``prim`` on ``x[:, :stops[0]:steps[0], :stops[1]:steps[1]]``, its result as on all of x.
 
-    oneDNN's strided 1x1 kernels read (kernel gradient) or write (input gradient, zeros in
-    3 of 4 places) all of x; here XLA subsamples x once, fused into the producer of x, into
-    a quarter-size array that the backward pass keeps instead of x, and the input gradient
-    is scattered back by an interior pad that XLA fuses into its consumer. ResNet-18/CIFAR,
-    batch 128, its three shortcuts: oneDNN's time per train step 30.7 -> 19.9 ms
-    (``ONEDNN_VERBOSE=profile_exec``), 11k fewer page faults per step at glibc's defaults.
+    Two uses. A crop (steps 1, see :func:`_covered`): the trailing rows and columns that no
+    window reads. A subsample (see :func:`_subsampled`): a strided 1x1 convolution as the
+    same one at stride 1. oneDNN's strided 1x1 kernels read (kernel gradient) or write
+    (input gradient, zeros in 3 of 4 places) all of x; subsampled, XLA slices x once, fused
+    into the producer of x, into a quarter-size array that the backward pass keeps instead of
+    x, and an interior pad that XLA fuses into its consumer scatters the input gradient back.
+    ResNet-18/CIFAR, batch 128, its three shortcuts: oneDNN's time per train step 30.7 -> 19.9
+    ms (``ONEDNN_VERBOSE=profile_exec``), 11k fewer page faults per step at glibc's defaults.
     """
-    (n, h, w, c), (oh, ow), (s0, s1) = x_shape, y_shape[1:3], x_strides
+    (n, h, w, c), (r, q), (s0, s1) = x_shape, stops, steps
     if prim is conv_backward_data_p:
-        dx = prim.bind(a, b, **{**params, "lhs_shape": (n, oh, ow, c)})
-        return lax.pad(dx, np.zeros((), dx.dtype), ((0, 0, 0), (0, h - (oh - 1) * s0 - 1, s0 - 1),
-                                                    (0, w - (ow - 1) * s1 - 1, s1 - 1),
-                                                    (0, 0, 0)))
-    x = lax.slice(a, (0, 0, 0, 0), (n, (oh - 1) * s0 + 1, (ow - 1) * s1 + 1, c), (1, s0, s1, 1))
-    return prim.bind(x, b, **params)
+        lhs_shape = (n, (r - 1) // s0 + 1, (q - 1) // s1 + 1, c)
+        dx = prim.bind(a, b, **{**params, "lhs_shape": lhs_shape})
+        return lax.pad(dx, np.zeros((), dx.dtype), ((0, 0, 0), (0, h - r, s0 - 1),
+                                                    (0, w - q, s1 - 1), (0, 0, 0)))
+    return prim.bind(lax.slice(a, (0, 0, 0, 0), (n, r, q, c), (1, s0, s1, 1)), b, **params)
 
 
 def _lowering(prim):
@@ -469,18 +460,18 @@ def _lowering(prim):
                 return mlir.lower_fun(partitioned, multiple_results=False)(ctx, a, b)
             return reference(ctx, a, b, **params)
         x_shape, k_shape, y_shape = _geometry(prim, ctx)
+
+        def on_rows_read(stops, steps, **conv):
+            fun = functools.partial(_on_rows_read, prim, x_shape, stops, steps)
+            return mlir.lower_fun(fun, multiple_results=False)(
+                ctx, a, b, dilation=dilation, groups=groups, **shapes, **conv)
+
         if _subsampled(x_shape, k_shape, y_shape, strides, padding):
-            params = dict(strides=(1, 1), padding=((0, 0), (0, 0)), dilation=dilation,
-                          groups=groups, **shapes)
-            return mlir.lower_fun(functools.partial(_subsampled_call, prim, x_shape, y_shape,
-                                                    strides),
-                                  multiple_results=False)(ctx, a, b, **params)
+            stops = tuple((y_shape[1 + i] - 1) * strides[i] + 1 for i in range(2))
+            return on_rows_read(stops, strides, strides=(1, 1), padding=((0, 0), (0, 0)))
         covered = _covered(x_shape, k_shape, y_shape, strides, padding, dilation)
         if covered is not None:
-            params = dict(strides=strides, padding=covered[1], dilation=dilation, groups=groups,
-                          **shapes)
-            return mlir.lower_fun(functools.partial(_cropped, prim, x_shape, covered[0]),
-                                  multiple_results=False)(ctx, a, b, **params)
+            return on_rows_read(covered[0], (1, 1), strides=strides, padding=covered[1])
         (lo0, hi0), (lo1, hi1) = padding
         return jax.ffi.ffi_lowering(target)(
             ctx, a, b, strides=np.asarray(strides, np.int64),
